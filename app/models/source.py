@@ -1,0 +1,49 @@
+"""Source systems the service polls (or that push to it), and their poll checkpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base
+
+
+class Source(Base):
+    """A configured source. Configuration lives in the TOML file; this row holds what the
+    service learns at run time: health, pause switch, and the poll lease that makes sure
+    one worker at a time polls it."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    dialect: Mapped[str] = mapped_column(String(20))  # opencps | igate | dvclt | push
+    paused: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    last_poll_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+
+
+class PollCheckpoint(Base):
+    """Where a poll stream of a source stands. Written in the same transaction as the
+    records it covers, so a crash never skips or half-applies a page.
+
+    ``stream`` lets one source keep several cursors (per agency, per day); the cursor is
+    dialect-specific JSON (a timestamp and the ids seen at it, a day and its digests, …).
+    """
+
+    __tablename__ = "poll_checkpoints"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    stream: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
+    cursor: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,22 @@
+"""Every query the service runs lives in a repository here. Repositories take the caller's
+session and never commit."""
+
+from app.repositories.api_keys import ApiKeyRepository
+from app.repositories.catalogue import CatalogueRepository
+from app.repositories.dead_letters import DeadLetterRepository
+from app.repositories.dossiers import DossierRepository
+from app.repositories.outbox import OutboxRepository
+from app.repositories.push_log import PushLogRepository
+from app.repositories.quarantine import QuarantineRepository
+from app.repositories.sources import SourceRepository
+
+__all__ = [
+    "ApiKeyRepository",
+    "CatalogueRepository",
+    "DeadLetterRepository",
+    "DossierRepository",
+    "OutboxRepository",
+    "PushLogRepository",
+    "QuarantineRepository",
+    "SourceRepository",
+]

@@ -1,0 +1,55 @@
+"""The portal's reference catalogue, as last fetched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from app.models import Agency, Procedure
+from app.models.base import table_of
+from app.repositories.base import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueAgency:
+    code: str
+    name: str
+    level: str
+
+
+class CatalogueRepository(Repository):
+    async def replace_procedures(self, procedures: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Replace the procedure list with the portal's current one (``LayDanhSachTTHC``)."""
+        await self.session.execute(delete(Procedure))
+        if procedures:
+            await self.session.execute(
+                table_of(Procedure).insert(),
+                [
+                    {"code": p["MaTTHC"], "name": p["TenTTHC"], "data": p, "refreshed_at": now}
+                    for p in procedures
+                ],
+            )
+
+    async def procedure_codes(self) -> set[str]:
+        return set((await self.session.scalars(select(Procedure.code))).all())
+
+    async def procedure(self, code: str) -> Procedure | None:
+        return await self.session.get(Procedure, code)
+
+    async def replace_agencies(self, agencies: Sequence[CatalogueAgency], now: datetime) -> None:
+        await self.session.execute(delete(Agency))
+        if agencies:
+            await self.session.execute(
+                table_of(Agency).insert(),
+                [
+                    {"code": a.code, "name": a.name, "level": a.level, "refreshed_at": now}
+                    for a in agencies
+                ],
+            )
+
+    async def agencies(self) -> Sequence[Agency]:
+        return (await self.session.scalars(select(Agency).order_by(Agency.code))).all()

@@ -1,0 +1,234 @@
+"""Dossiers (latest canonical state, version, content hash) and their progress records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import bindparam, select, tuple_, update
+
+from app.domain.agency import unit_of_dossier
+from app.domain.dossier import Dossier
+from app.domain.progress import ProgressRecord
+from app.models import DossierRow, ProgressRow
+from app.models.base import table_of
+from app.repositories.base import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingDossier:
+    """A validated dossier as read from a source (or pushed to the API)."""
+
+    dossier: Dossier
+    read_at: datetime
+    source_id: int | None = None
+    source_record_id: str | None = None
+    source_modified_at: datetime | None = None
+
+
+class StoreOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDossier:
+    dossier_id: int
+    ma_ho_so: str
+    unit: str
+    version: int
+    outcome: StoreOutcome
+    read_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingProgress:
+    dossier_id: int
+    record: ProgressRecord
+    read_at: datetime
+
+
+class DossierRepository(Repository):
+    async def upsert_many(self, items: Sequence[IncomingDossier]) -> list[StoredDossier]:
+        """Store the latest state of each dossier, set-based.
+
+        A dossier whose content hash is unchanged is left alone (no write at all); a
+        changed one gets ``version + 1``. On PostgreSQL the existing rows are locked for
+        the transaction, so concurrent writers of one dossier cannot hand out a version
+        twice. Within one call, a later item for the same ``MaHoSo`` wins.
+        """
+        latest: dict[str, IncomingDossier] = {}
+        for item in items:
+            latest[item.dossier.MaHoSo] = item
+        if not latest:
+            return []
+        existing = {
+            row.ma_ho_so: row
+            for row in (
+                await self.session.execute(
+                    select(
+                        DossierRow.id,
+                        DossierRow.ma_ho_so,
+                        DossierRow.content_hash,
+                        DossierRow.version,
+                    )
+                    .where(DossierRow.ma_ho_so.in_(latest))
+                    .with_for_update()
+                )
+            ).all()
+        }
+        results: list[StoredDossier] = []
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        for code, item in latest.items():
+            dossier = item.dossier
+            content_hash = dossier.content_hash()
+            unit = unit_of_dossier(code)
+            row = existing.get(code)
+            if row is not None and row.content_hash == content_hash:
+                results.append(
+                    StoredDossier(
+                        row.id, code, unit, row.version, StoreOutcome.UNCHANGED, item.read_at
+                    )
+                )
+                continue
+            values: dict[str, object] = {
+                "unit": unit,
+                "agency": dossier.agency,
+                "source_id": item.source_id,
+                "source_record_id": item.source_record_id,
+                "status": dossier.status.value,
+                "state": dossier.to_portal(),
+                "content_hash": content_hash,
+                "received_at": dossier.NgayTiepNhan,
+                "source_modified_at": item.source_modified_at,
+                "changed_at": item.read_at,
+            }
+            if row is None:
+                inserts.append(
+                    values | {"ma_ho_so": code, "version": 1, "first_seen_at": item.read_at}
+                )
+            else:
+                updates.append(values | {"b_id": row.id, "version": row.version + 1})
+                results.append(
+                    StoredDossier(
+                        row.id, code, unit, row.version + 1, StoreOutcome.UPDATED, item.read_at
+                    )
+                )
+        if updates:
+            table = table_of(DossierRow)
+            await self.session.execute(
+                update(table).where(table.c.id == bindparam("b_id")),
+                updates,
+                execution_options={"synchronize_session": False},
+            )
+        if inserts:
+            created = await self.session.execute(
+                table_of(DossierRow)
+                .insert()
+                .returning(
+                    DossierRow.id,
+                    DossierRow.ma_ho_so,
+                    sort_by_parameter_order=True,
+                ),
+                inserts,
+            )
+            for (new_id, new_code), values in zip(created.all(), inserts, strict=True):
+                results.append(
+                    StoredDossier(
+                        new_id,
+                        new_code,
+                        str(values["unit"]),
+                        1,
+                        StoreOutcome.CREATED,
+                        latest[new_code].read_at,
+                    )
+                )
+        return results
+
+    async def get_by_code(self, ma_ho_so: str) -> DossierRow | None:
+        return await self.session.scalar(select(DossierRow).where(DossierRow.ma_ho_so == ma_ho_so))
+
+    async def get_many(self, dossier_ids: Iterable[int]) -> dict[int, DossierRow]:
+        rows = await self.session.scalars(
+            select(DossierRow).where(DossierRow.id.in_(list(dossier_ids)))
+        )
+        return {row.id: row for row in rows}
+
+    async def ids_by_code(self, codes: Iterable[str]) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(DossierRow.ma_ho_so, DossierRow.id).where(DossierRow.ma_ho_so.in_(list(codes)))
+        )
+        return dict(rows.all())
+
+    # --- progress ---------------------------------------------------------------------
+
+    async def add_progress(self, items: Sequence[IncomingProgress]) -> Mapping[int, int]:
+        """Store progress records not seen before (same identity = same step, contract
+        §3.2). Returns how many new records each dossier got."""
+        fresh: dict[tuple[int, str], IncomingProgress] = {}
+        for item in items:
+            fresh.setdefault((item.dossier_id, item.record.identity_hash()), item)
+        if not fresh:
+            return {}
+        known = await self.session.execute(
+            select(ProgressRow.dossier_id, ProgressRow.identity_hash).where(
+                tuple_(ProgressRow.dossier_id, ProgressRow.identity_hash).in_(list(fresh))
+            )
+        )
+        for key in known.all():
+            fresh.pop((key[0], key[1]), None)
+        if not fresh:
+            return {}
+        await self.session.execute(
+            table_of(ProgressRow).insert(),
+            [
+                {
+                    "dossier_id": dossier_id,
+                    "identity_hash": identity,
+                    "record": item.record.to_portal(),
+                    "occurred_at": item.record.ThoiDiemXuLy,
+                    "status": item.record.TrangThai.value,
+                    "read_at": item.read_at,
+                }
+                for (dossier_id, identity), item in fresh.items()
+            ],
+        )
+        added: dict[int, int] = {}
+        for dossier_id, _identity in fresh:
+            added[dossier_id] = added.get(dossier_id, 0) + 1
+        return added
+
+    async def undelivered_progress(
+        self, dossier_ids: Iterable[int]
+    ) -> dict[int, list[ProgressRow]]:
+        """Progress the portal has not acknowledged, per dossier, in the order it happened."""
+        rows = await self.session.scalars(
+            select(ProgressRow)
+            .where(ProgressRow.dossier_id.in_(list(dossier_ids)), ProgressRow.acked_at.is_(None))
+            .order_by(ProgressRow.dossier_id, ProgressRow.occurred_at, ProgressRow.id)
+        )
+        out: dict[int, list[ProgressRow]] = {}
+        for row in rows:
+            out.setdefault(row.dossier_id, []).append(row)
+        return out
+
+    async def progress_of(self, dossier_id: int) -> Sequence[ProgressRow]:
+        return (
+            await self.session.scalars(
+                select(ProgressRow)
+                .where(ProgressRow.dossier_id == dossier_id)
+                .order_by(ProgressRow.occurred_at, ProgressRow.id)
+            )
+        ).all()
+
+    async def mark_progress_acked(self, progress_ids: Iterable[int], now: datetime) -> None:
+        await self.session.execute(
+            update(ProgressRow)
+            .where(ProgressRow.id.in_(list(progress_ids)), ProgressRow.acked_at.is_(None))
+            .values(acked_at=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,317 @@
+"""The outbox: per-dossier sync state, claimed by pushers under leases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, case, func, select, update
+
+from app.models import SyncState, SyncStatus
+from app.models.base import table_of
+from app.repositories.base import Repository
+
+_PENDING = SyncStatus.PENDING.value
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A new dossier version to push, read from its source at ``changed_at``."""
+
+    dossier_id: int
+    unit: str
+    version: int
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UnitBacklog:
+    unit: str
+    status: str
+    count: int
+
+
+class OutboxRepository(Repository):
+    async def mark_pending(self, changes: Sequence[PendingChange], now: datetime) -> None:
+        """Record new versions to push; call it in the transaction that stored them.
+
+        Versions coalesce: the row keeps only the newest version, so superseded states
+        are never sent. A dead dossier that changes is alive again (new content may
+        succeed where the old failed), and a change resets the attempt budget.
+        """
+        if not changes:
+            return
+        statement = self.insert(SyncState)
+        excluded = statement.excluded
+        c = table_of(SyncState).c
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["dossier_id"],
+                set_={
+                    "pending_version": case(
+                        (excluded.pending_version > c.pending_version, excluded.pending_version),
+                        else_=c.pending_version,
+                    ),
+                    "status": _PENDING,
+                    "pending_since": func.coalesce(c.pending_since, excluded.pending_since),
+                    "change_seq": c.change_seq + 1,
+                    "changed_at": excluded.changed_at,
+                    "attempts": 0,
+                    "next_attempt_at": excluded.next_attempt_at,
+                    "last_error": None,
+                    "last_error_code": None,
+                },
+            ),
+            [
+                {
+                    "dossier_id": change.dossier_id,
+                    "unit": change.unit,
+                    "status": _PENDING,
+                    "pending_version": change.version,
+                    "pending_since": change.changed_at,
+                    "change_seq": 1,
+                    "changed_at": change.changed_at,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+                for change in changes
+            ],
+        )
+
+    async def mark_progress_pending(self, dossier_ids: Iterable[int], now: datetime) -> None:
+        """New progress records to deliver. Dead dossiers stay dead (their progress waits
+        for the redrive, as it cannot reach the portal before the dossier does)."""
+        ids = list(dossier_ids)
+        if not ids:
+            return
+        await self.session.execute(
+            update(SyncState)
+            .where(SyncState.dossier_id.in_(ids), SyncState.status != SyncStatus.DEAD.value)
+            .values(
+                status=_PENDING,
+                next_attempt_at=case(
+                    (SyncState.pending_since.is_(None), now), else_=SyncState.next_attempt_at
+                ),
+                pending_since=func.coalesce(SyncState.pending_since, now),
+                change_seq=SyncState.change_seq + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        lease_for: timedelta,
+        limit: int,
+        unit: str | None = None,
+    ) -> Sequence[SyncState]:
+        """Take up to ``limit`` due rows (oldest next-attempt first) under a lease.
+
+        One statement: ``UPDATE … WHERE dossier_id IN (SELECT … FOR UPDATE SKIP LOCKED)
+        RETURNING``. Concurrent workers on PostgreSQL skip each other's rows instead of
+        waiting; rows whose lease expired (a crashed worker) are due again. SQLite has no
+        row locks and runs one worker.
+        """
+        due = (
+            select(SyncState.dossier_id)
+            .where(
+                SyncState.pending_since.is_not(None),
+                SyncState.next_attempt_at <= now,
+                (SyncState.lease_expires_at.is_(None)) | (SyncState.lease_expires_at <= now),
+            )
+            .order_by(SyncState.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if unit is not None:
+            due = due.where(SyncState.unit == unit)
+        claimed = await self.session.scalars(
+            update(SyncState)
+            .where(SyncState.dossier_id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=now + lease_for)
+            .returning(SyncState)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return sorted(claimed.all(), key=lambda row: (row.next_attempt_at, row.dossier_id))
+
+    def _owned(self, dossier_id: int, owner: str) -> tuple[ColumnElement[bool], ...]:
+        return (SyncState.dossier_id == dossier_id, SyncState.lease_owner == owner)
+
+    async def record_acked(
+        self,
+        dossier_id: int,
+        owner: str,
+        *,
+        version: int,
+        portal_status: str,
+        claimed_seq: int,
+        now: datetime,
+    ) -> bool:
+        """The portal accepted ``version`` (and the progress sent with it).
+
+        The row leaves the pending set only if nothing changed since the claim
+        (``change_seq`` still equals ``claimed_seq``); otherwise it stays due and the next
+        push carries the newer change. Returns False when the lease was lost meanwhile.
+        """
+        caught_up = SyncState.change_seq == claimed_seq
+        result = await self.session.execute(
+            update(SyncState)
+            .where(*self._owned(dossier_id, owner))
+            .values(
+                acked_version=case(
+                    (SyncState.acked_version > version, SyncState.acked_version), else_=version
+                ),
+                acked_status=portal_status,
+                exists_at_portal=True,
+                acked_at=now,
+                attempts=0,
+                last_error=None,
+                last_error_code=None,
+                next_attempt_at=now,
+                status=case((caught_up, SyncStatus.ACKED.value), else_=_PENDING),
+                pending_since=case((caught_up, None), else_=SyncState.pending_since),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def record_failure(
+        self,
+        dossier_id: int,
+        owner: str,
+        *,
+        error_code: int | None,
+        message: str,
+        retry_at: datetime,
+        exists_at_portal: bool | None = None,
+    ) -> bool:
+        """A push failed but may succeed later: count the attempt, schedule the next."""
+        values: dict[str, object] = {
+            "attempts": SyncState.attempts + 1,
+            "last_error_code": error_code,
+            "last_error": message,
+            "next_attempt_at": retry_at,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if exists_at_portal is not None:
+            values["exists_at_portal"] = exists_at_portal
+        result = await self.session.execute(
+            update(SyncState)
+            .where(*self._owned(dossier_id, owner))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_dead(
+        self, dossier_id: int, owner: str, *, error_code: int | None, message: str
+    ) -> bool:
+        """Give up on the dossier until a redrive (the dead letter is written alongside)."""
+        result = await self.session.execute(
+            update(SyncState)
+            .where(*self._owned(dossier_id, owner))
+            .values(
+                status=SyncStatus.DEAD.value,
+                pending_since=None,
+                last_error_code=error_code,
+                last_error=message,
+                attempts=SyncState.attempts + 1,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, dossier_ids: Iterable[int], owner: str) -> None:
+        """Hand claimed rows back untouched (graceful shutdown): due again at once."""
+        await self.session.execute(
+            update(SyncState)
+            .where(SyncState.dossier_id.in_(list(dossier_ids)), SyncState.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def requeue(self, dossier_ids: Iterable[int], now: datetime, reason: str) -> None:
+        """Push again (redrive, or read-back found the portal missing or stale): the
+        portal's copy is no longer trusted, so the next push starts from what it holds."""
+        ids = list(dossier_ids)
+        if not ids:
+            return
+        await self.session.execute(
+            update(SyncState)
+            .where(SyncState.dossier_id.in_(ids))
+            .values(
+                status=_PENDING,
+                pending_since=func.coalesce(SyncState.pending_since, now),
+                change_seq=SyncState.change_seq + 1,
+                acked_version=None,
+                confirmed_version=None,
+                exists_at_portal=None,
+                attempts=0,
+                next_attempt_at=now,
+                last_error=reason,
+                last_error_code=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_confirmed(self, dossier_id: int, version: int, now: datetime) -> bool:
+        """Read-back found ``version`` at the portal. Only an acknowledged row whose
+        latest version is the one found becomes ``synced``."""
+        result = await self.session.execute(
+            update(SyncState)
+            .where(
+                SyncState.dossier_id == dossier_id,
+                SyncState.status == SyncStatus.ACKED.value,
+                SyncState.pending_version == version,
+            )
+            .values(
+                status=SyncStatus.SYNCED.value,
+                confirmed_version=version,
+                confirmed_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def acked_for_readback(self, limit: int) -> Sequence[SyncState]:
+        """Acknowledged rows awaiting read-back, oldest acknowledgement first."""
+        return (
+            await self.session.scalars(
+                select(SyncState)
+                .where(SyncState.status == SyncStatus.ACKED.value)
+                .order_by(SyncState.acked_at)
+                .limit(limit)
+            )
+        ).all()
+
+    async def get(self, dossier_id: int) -> SyncState | None:
+        return await self.session.scalar(
+            select(SyncState)
+            .where(SyncState.dossier_id == dossier_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def backlog(self) -> Sequence[UnitBacklog]:
+        """How many dossiers per unit are in each sync status."""
+        rows = await self.session.execute(
+            select(SyncState.unit, SyncState.status, func.count())
+            .group_by(SyncState.unit, SyncState.status)
+            .order_by(SyncState.unit, SyncState.status)
+        )
+        return [UnitBacklog(unit, status, count) for unit, status, count in rows.all()]
+
+    async def oldest_pending(self) -> dict[str, datetime]:
+        """Per unit, since when its oldest unpushed change has been waiting."""
+        rows = await self.session.execute(
+            select(SyncState.unit, func.min(SyncState.pending_since))
+            .where(SyncState.pending_since.is_not(None))
+            .group_by(SyncState.unit)
+        )
+        return {unit: since for unit, since in rows.all() if since is not None}

@@ -1,0 +1,131 @@
+"""Quarantined source records: kept with their reason until they change or are fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from app.domain.dossier import canonical_hash
+from app.models import QuarantineEntry
+from app.models.base import table_of
+from app.repositories.base import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineItem:
+    source_id: int
+    record_key: str
+    kind: str  # dossier | progress
+    raw: dict[str, Any]
+    reason_code: str
+    reason: str
+    errors: list[dict[str, str]]
+    ma_ho_so: str | None = None
+    unit: str | None = None
+    agency: str | None = None
+
+
+class QuarantineRepository(Repository):
+    async def put(self, item: QuarantineItem, now: datetime) -> QuarantineEntry:
+        """Quarantine a record, or note that it was seen again.
+
+        The same source record keeps one row: ``first_seen_at`` stays, ``last_seen_at``
+        and ``seen_count`` move, and a new raw form or reason replaces the old (and reopens
+        an entry that had been resolved).
+        """
+        table = table_of(QuarantineEntry)
+        statement = self.insert(QuarantineEntry)
+        excluded = statement.excluded
+        await self.session.execute(
+            statement.values(
+                source_id=item.source_id,
+                record_key=item.record_key,
+                kind=item.kind,
+                ma_ho_so=item.ma_ho_so,
+                unit=item.unit,
+                agency=item.agency,
+                raw=item.raw,
+                raw_hash=canonical_hash(item.raw),
+                reason_code=item.reason_code,
+                reason=item.reason,
+                errors=item.errors,
+                first_seen_at=now,
+                last_seen_at=now,
+                seen_count=1,
+                resolved_at=None,
+            ).on_conflict_do_update(
+                index_elements=["source_id", "record_key"],
+                set_={
+                    "kind": excluded.kind,
+                    "ma_ho_so": excluded.ma_ho_so,
+                    "unit": excluded.unit,
+                    "agency": excluded.agency,
+                    "raw": excluded.raw,
+                    "raw_hash": excluded.raw_hash,
+                    "reason_code": excluded.reason_code,
+                    "reason": excluded.reason,
+                    "errors": excluded.errors,
+                    "last_seen_at": now,
+                    "seen_count": table.c.seen_count + 1,
+                    "resolved_at": None,
+                },
+            )
+        )
+        entry = await self.get(item.source_id, item.record_key)
+        assert entry is not None  # noqa: S101 - just upserted
+        return entry
+
+    async def get(self, source_id: int, record_key: str) -> QuarantineEntry | None:
+        return await self.session.scalar(
+            select(QuarantineEntry)
+            .where(QuarantineEntry.source_id == source_id, QuarantineEntry.record_key == record_key)
+            .execution_options(populate_existing=True)
+        )
+
+    async def resolve(self, source_id: int, record_keys: Sequence[str], now: datetime) -> int:
+        """The records became valid (changed at the source, or the mapping was fixed)."""
+        if not record_keys:
+            return 0
+        result = await self.session.execute(
+            update(QuarantineEntry)
+            .where(
+                QuarantineEntry.source_id == source_id,
+                QuarantineEntry.record_key.in_(list(record_keys)),
+                QuarantineEntry.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def list_open(
+        self,
+        *,
+        unit: str | None = None,
+        source_id: int | None = None,
+        reason_code: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Sequence[QuarantineEntry]:
+        query = select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None))
+        if unit is not None:
+            query = query.where(QuarantineEntry.unit == unit)
+        if source_id is not None:
+            query = query.where(QuarantineEntry.source_id == source_id)
+        if reason_code is not None:
+            query = query.where(QuarantineEntry.reason_code == reason_code)
+        query = query.order_by(QuarantineEntry.last_seen_at.desc(), QuarantineEntry.id)
+        return (await self.session.scalars(query.limit(limit).offset(offset))).all()
+
+    async def open_counts(self) -> dict[tuple[str | None, str], int]:
+        """Open entries per (unit, reason code): the "top reasons" of reports and metrics."""
+        rows = await self.session.execute(
+            select(QuarantineEntry.unit, QuarantineEntry.reason_code, func.count())
+            .where(QuarantineEntry.resolved_at.is_(None))
+            .group_by(QuarantineEntry.unit, QuarantineEntry.reason_code)
+        )
+        return {(unit, reason): count for unit, reason, count in rows.all()}

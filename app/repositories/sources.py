@@ -1,0 +1,103 @@
+"""Sources, their run-time health, poll leases and checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from app.models import PollCheckpoint, Source
+from app.repositories.base import Repository
+
+
+class SourceRepository(Repository):
+    async def ensure(self, name: str, dialect: str, now: datetime) -> Source:
+        """The source row for a configured source, created on first sight."""
+        statement = (
+            self.insert(Source)
+            .values(
+                name=name, dialect=dialect, created_at=now, paused=False, consecutive_failures=0
+            )
+            .on_conflict_do_update(index_elements=["name"], set_={"dialect": dialect})
+        )
+        await self.session.execute(statement)
+        source = await self.get_by_name(name)
+        assert source is not None  # noqa: S101 - just upserted
+        return source
+
+    async def get_by_name(self, name: str) -> Source | None:
+        return await self.session.scalar(
+            select(Source).where(Source.name == name).execution_options(populate_existing=True)
+        )
+
+    async def list_all(self) -> Sequence[Source]:
+        return (await self.session.scalars(select(Source).order_by(Source.name))).all()
+
+    async def set_paused(self, source_id: int, paused: bool) -> None:
+        await self.session.execute(
+            update(Source).where(Source.id == source_id).values(paused=paused)
+        )
+
+    async def record_poll(self, source_id: int, now: datetime, *, error: str | None = None) -> None:
+        """Remember a poll's outcome: success resets the failure streak."""
+        values: dict[str, Any] = {"last_poll_at": now}
+        if error is None:
+            values |= {"last_success_at": now, "last_error": None, "consecutive_failures": 0}
+        else:
+            values |= {
+                "last_error": error,
+                "consecutive_failures": Source.consecutive_failures + 1,
+            }
+        await self.session.execute(update(Source).where(Source.id == source_id).values(**values))
+
+    async def acquire_poll_lease(
+        self, source_id: int, owner: str, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Take (or extend) the right to poll a source. One worker at a time polls it;
+        a lease left by a dead worker expires and is taken over."""
+        result = await self.session.execute(
+            update(Source)
+            .where(
+                Source.id == source_id,
+                or_(
+                    Source.lease_owner.is_(None),
+                    Source.lease_owner == owner,
+                    Source.lease_expires_at <= now,
+                ),
+            )
+            .values(lease_owner=owner, lease_expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_poll_lease(self, source_id: int, owner: str) -> None:
+        await self.session.execute(
+            update(Source)
+            .where(Source.id == source_id, Source.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def get_checkpoint(self, source_id: int, stream: str = "") -> dict[str, Any] | None:
+        return await self.session.scalar(
+            select(PollCheckpoint.cursor).where(
+                PollCheckpoint.source_id == source_id, PollCheckpoint.stream == stream
+            )
+        )
+
+    async def save_checkpoint(
+        self, source_id: int, cursor: dict[str, Any], now: datetime, stream: str = ""
+    ) -> None:
+        """Store a stream's cursor. Call it in the transaction that stores the records the
+        cursor moves past, so that both land or neither does."""
+        statement = self.insert(PollCheckpoint).values(
+            source_id=source_id, stream=stream, cursor=cursor, updated_at=now
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["source_id", "stream"],
+                set_={"cursor": statement.excluded.cursor, "updated_at": now},
+            )
+        )

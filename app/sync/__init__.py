@@ -1,0 +1,1 @@
+"""The sync pipeline, one module per stage: poll → normalise → store → push → reconcile."""
