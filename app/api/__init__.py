@@ -1,0 +1,1 @@
+"""The service's HTTP API (FastAPI): push-mode ingest, sync status, admin, metrics."""
