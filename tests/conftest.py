@@ -106,10 +106,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(
-    backend: str, postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    # Looked up only here, so that SQLite cases run even when PostgreSQL is broken.
+    postgres_server: PostgresServer = request.getfixturevalue("postgres_server")
     if postgres_server.url is None:
         pytest.skip(f"PostgreSQL unavailable: {postgres_server.reason}")
     return postgres_server.url
