@@ -82,5 +82,56 @@ def check_config(config: ConfigOption = None) -> None:
     Console().print_json(settings.model_dump_json(exclude={"database_url"}))
 
 
+@app.command("mock-portal")
+def mock_portal(
+    *,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    admin_token: Annotated[
+        str | None,
+        typer.Option(help="Enables the /_mock control API, called with this Bearer token."),
+    ] = None,
+    seed: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON seed file (procedures, agencies, accounts) replacing the demo data.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="SQLite file that keeps dossiers across restarts (default: memory)."),
+    ] = None,
+    session_ttl: Annotated[float, typer.Option(help="Session lifetime, seconds.")] = 1800,
+    rate: Annotated[float, typer.Option(help="Requests per second per dstcode.")] = 50,
+    burst: Annotated[int, typer.Option(help="Token-bucket burst per dstcode.")] = 100,
+    journal_size: Annotated[int, typer.Option(help="Journal ring-buffer entries.")] = 10_000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run the mock National Public Service Portal (portal-contract.md)."""
+    from app.logs import configure_logging  # noqa: PLC0415 - keeps --help fast
+    from app.mockportal.app import MockPortalSettings  # noqa: PLC0415
+    from app.mockportal.control import load_seed_file  # noqa: PLC0415
+    from app.mockportal.server import serve  # noqa: PLC0415
+
+    configure_logging(log_level.upper(), "json")
+    try:
+        catalogue = load_seed_file(seed) if seed is not None else None
+    except ValueError as exc:
+        err.print(f"seed file {seed}: {exc}")
+        raise typer.Exit(2) from None
+    settings = MockPortalSettings(
+        admin_token=admin_token,
+        session_ttl_s=session_ttl,
+        rate_per_s=rate,
+        burst=burst,
+        journal_capacity=journal_size,
+        store_path=store,
+        catalogue=catalogue,
+    )
+    serve(settings, host, port, log_level)
+
+
 def main() -> None:
     app()

@@ -10,9 +10,11 @@ with a reason that says so (and ``.ci/run`` fails on such a skip).
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import migrate
 from app.db import create_engine
+from app.logs import configure_logging
 
 POSTGRES_URL_ENV = "DOSSIER_SYNC_TEST_POSTGRES_URL"
 POSTGRES_ADMIN_ENV = "DOSSIER_SYNC_TEST_POSTGRES_ADMIN_URL"
@@ -189,3 +192,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DOSSIER_SYNC_") and not name.startswith("DOSSIER_SYNC_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every log line of the process (structlog and stdlib, as configured for production)
+    captured in JSON while the test runs."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    configure_logging("DEBUG", "json", stream)
+    yield stream
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.db import create_engine
+from app.mockportal.server import free_port
 from app.models import Base
 
 
@@ -126,3 +130,55 @@ def test_redacted_url_hides_only_the_password() -> None:
     )
     assert _redacted("postgresql+asyncpg://sync@db/x") == "postgresql+asyncpg://sync@db/x"
     assert _redacted("sqlite+aiosqlite:///./a.db") == "sqlite+aiosqlite:///./a.db"
+
+
+def test_mock_portal_serves_a_seed_file_and_stops_on_sigterm(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(
+        '{"procedures": [], "agencies": [{"MaCoQuan": "000.00.00.H01", "TenCoQuan": "Tỉnh A",'
+        ' "Cap": "TINH"}], "accounts": [{"unit": "000.00.00.H01", "username": "a01",'
+        ' "password": "pw"}]}',
+        encoding="utf-8",
+    )
+    port = str(free_port())
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "app", "mock-portal", "--port", port, "--seed", str(seed)],
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/dvcqg/auth"
+        answer = None
+        for _ in range(100):
+            try:
+                answer = httpx.post(
+                    url,
+                    json={"username": "a01", "password": "pw"},
+                    headers={"dstcode": "000.00.00.H01"},
+                )
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None and answer.json()["error_code"] == 0
+        demo = httpx.post(
+            url,
+            json={"username": "000.00.00.H26", "password": "demo"},
+            headers={"dstcode": "000.00.00.H26"},
+        )
+        assert demo.json()["error_code"] == -1  # the seed replaced the demo accounts
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert "pw" not in stderr.replace("password", "")
+
+
+def test_mock_portal_refuses_a_bad_seed_file(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text('{"procedures": [{"MaTTHC": 1}]}', encoding="utf-8")
+    result = run("mock-portal", "--port", str(free_port()), "--seed", str(seed))
+    assert result.returncode == 2
+    assert "seed file" in result.stderr and "MaTTHC" in result.stderr

@@ -184,12 +184,14 @@ class Dossier(BaseModel):
         return canonical_hash(self.to_portal())
 
 
+def canonical_json(value: Any) -> bytes:
+    """A JSON value in canonical form: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical_hash(portal_json: Mapping[str, Any]) -> str:
-    """SHA-256 of a JSON object in canonical form (sorted keys, no spaces, UTF-8)."""
-    encoded = json.dumps(
-        portal_json, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    """SHA-256 of a JSON object in canonical form."""
+    return hashlib.sha256(canonical_json(portal_json)).hexdigest()
 
 
 DOSSIER_FIELD_ORDER: FieldOrder = field_order(Dossier)
