@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -131,6 +132,58 @@ def mock_portal(
         catalogue=catalogue,
     )
     serve(settings, host, port, log_level)
+
+
+class SimulatorDialect(StrEnum):
+    """The source dialects of source-dialects.md (kept here so that --help stays fast)."""
+
+    OPENCPS = "opencps"
+    IGATE = "igate"
+    DVCLT = "dvclt"
+
+
+@app.command("simulate")
+def simulate(
+    dialect: Annotated[SimulatorDialect, typer.Argument(help="Source dialect to simulate.")],
+    *,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8901,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
+    dossiers: Annotated[int, typer.Option(min=0, help="Dossiers in the initial world.")] = 100,
+    changes_per_second: Annotated[
+        float, typer.Option(min=0, help="Life-cycle changes applied per second (0: none).")
+    ] = 1.0,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            help="Turn every awkward case off (ties, moving rows, unmapped statuses, bad "
+            "data, duplicate and out-of-order messages)."
+        ),
+    ] = False,
+    token_ttl: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Token lifetime, seconds (default: the dialect's)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run a source-system simulator (source-dialects.md) with demo/demo credentials and
+    its /_sim control API, on the wall clock."""
+    from app.logs import configure_logging  # noqa: PLC0415 - keeps --help fast
+    from app.simulators.server import serve  # noqa: PLC0415
+    from app.simulators.settings import SimulatorSettings  # noqa: PLC0415
+
+    configure_logging(log_level.upper(), "json")
+    values = {
+        "seed": seed,
+        "dossiers": dossiers,
+        "clock": "real",
+        "changes_per_second": changes_per_second,
+        "token_ttl_s": token_ttl,
+    }
+    settings = (
+        SimulatorSettings.model_validate(values) if clean else SimulatorSettings.awkward(**values)
+    )
+    serve(dialect.value, settings, host, port, log_level)
 
 
 def main() -> None:

@@ -74,3 +74,14 @@ def test_credentials_are_never_logged(captured_logs: io.StringIO) -> None:
     get_logger("test").info("auth", password="hunter2", session="tok-123", client_secret="cs")
     text = captured_logs.getvalue()
     assert "hunter2" not in text and "tok-123" not in text and '"cs"' not in text
+
+
+def test_libraries_that_echo_records_stay_quiet_even_at_debug(captured_logs: io.StringIO) -> None:
+    """SQL drivers and HTTP clients log parameters and bodies at DEBUG: never let them."""
+    import logging  # noqa: PLC0415
+
+    for name in ("aiosqlite", "sqlalchemy.engine", "httpcore", "httpx"):
+        logging.getLogger(name).debug("executing INSERT ... ('Nguyễn Văn An', '0970661')")
+    assert "Nguyễn" not in captured_logs.getvalue()
+    logging.getLogger("app.anything").debug("still logged")
+    assert "still logged" in captured_logs.getvalue()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base
+from app.models.base import Base, BigID
 
 
 class Source(Base):
@@ -47,3 +47,27 @@ class PollCheckpoint(Base):
     stream: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
     cursor: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class SourceMessage(Base):
+    """A message of a queue dialect (DVCLT), kept once acknowledged-to-be.
+
+    A queue has no cursor and its messages carry one status change each; a dossier's
+    state is the fold of all its messages in time order. Storing each message (in the
+    transaction that stores what it changes, before acknowledging it) lets that fold run
+    again whenever a message arrives late, twice, or out of order.
+    """
+
+    __tablename__ = "source_messages"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(100))
+    ma_ho_so: Mapped[str] = mapped_column(String(200))
+    raw: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "message_id"),
+        Index("ix_source_messages_source_dossier", "source_id", "ma_ho_so"),
+    )

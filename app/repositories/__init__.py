@@ -8,7 +8,7 @@ from app.repositories.dossiers import DossierRepository
 from app.repositories.outbox import OutboxRepository
 from app.repositories.push_log import PushLogRepository
 from app.repositories.quarantine import QuarantineRepository
-from app.repositories.sources import SourceRepository
+from app.repositories.sources import SourceMessageRepository, SourceRepository
 
 __all__ = [
     "ApiKeyRepository",
@@ -18,5 +18,6 @@ __all__ = [
     "OutboxRepository",
     "PushLogRepository",
     "QuarantineRepository",
+    "SourceMessageRepository",
     "SourceRepository",
 ]

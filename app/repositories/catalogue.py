@@ -34,6 +34,9 @@ class CatalogueRepository(Repository):
                 ],
             )
 
+    async def procedures(self) -> Sequence[Procedure]:
+        return (await self.session.scalars(select(Procedure).order_by(Procedure.code))).all()
+
     async def procedure_codes(self) -> set[str]:
         return set((await self.session.scalars(select(Procedure.code))).all())
 

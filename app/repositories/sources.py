@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from app.models import PollCheckpoint, Source
+from app.models import PollCheckpoint, Source, SourceMessage
 from app.repositories.base import Repository
 
 
@@ -101,3 +101,42 @@ class SourceRepository(Repository):
                 set_={"cursor": statement.excluded.cursor, "updated_at": now},
             )
         )
+
+
+class SourceMessageRepository(Repository):
+    """Messages of queue dialects (DVCLT), stored before they are acknowledged."""
+
+    async def save(
+        self, source_id: int, messages: Sequence[tuple[str, str, dict[str, Any]]], now: datetime
+    ) -> None:
+        """Keep each ``(message id, MaHoSo, raw)`` once; a redelivered message is a no-op."""
+        if not messages:
+            return
+        statement = self.insert(SourceMessage)
+        await self.session.execute(
+            statement.on_conflict_do_nothing(index_elements=["source_id", "message_id"]),
+            [
+                {
+                    "source_id": source_id,
+                    "message_id": message_id,
+                    "ma_ho_so": ma_ho_so,
+                    "raw": raw,
+                    "received_at": now,
+                }
+                for message_id, ma_ho_so, raw in messages
+            ],
+        )
+
+    async def for_dossiers(
+        self, source_id: int, codes: Iterable[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every stored message of these dossiers, in arrival order."""
+        rows = await self.session.execute(
+            select(SourceMessage.ma_ho_so, SourceMessage.raw)
+            .where(SourceMessage.source_id == source_id, SourceMessage.ma_ho_so.in_(list(codes)))
+            .order_by(SourceMessage.id)
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for code, raw in rows.all():
+            out.setdefault(code, []).append(raw)
+        return out

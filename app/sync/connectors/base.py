@@ -1,0 +1,150 @@
+"""The one small interface every dialect's connector implements, and what they share.
+
+A connector turns a source into a sequence of *pages*: source records plus the cursor
+that covers them. The poll stage stores each page's records and its cursor in one
+transaction, then calls :meth:`Connector.acknowledge` (queue dialects acknowledge there,
+only after what the messages carry is durably stored). Connectors do no database work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from app.config import SourceSettings
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SourceUnavailable(Exception):  # noqa: N818 - a state of the source, as it reads
+    """The source did not answer usably after the retries; the poll backs off."""
+
+
+class SourceAuthError(SourceUnavailable):
+    """The source refused the configured credentials (a configuration problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record as fetched: a dossier with its history (or one queue message)."""
+
+    key: str  # quarantine key, e.g. "dossier:4711" or "message:12"
+    record_id: str  # the source's own id
+    raw: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Page:
+    records: list[SourceRecord]
+    checkpoint: dict[str, Any] | None  # the cursor after these records (None: no cursor)
+    acknowledgements: list[Any] = field(default_factory=list)  # queue dialects
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, httpx.TransportError):
+        return True
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        return status == 429 or status >= 500
+    return False
+
+
+class Connector(ABC):
+    dialect: ClassVar[str]
+    # Retries of one request before the poll gives up on the source for this round.
+    attempts: int = 4
+
+    def __init__(self, settings: SourceSettings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+        self._limit = asyncio.Semaphore(settings.concurrency)
+
+    @abstractmethod
+    def pages(self, checkpoint: dict[str, Any] | None) -> AsyncIterator[Page]:
+        """Records changed since ``checkpoint``, oldest first, a page at a time."""
+
+    async def acknowledge(self, page: Page) -> None:  # noqa: B027 - cursor dialects: no-op
+        """Called once ``page`` is committed. Cursor dialects have nothing to do."""
+
+    async def get_json(self, url: str, **params: Any) -> Any:
+        """GET with retries on transient failures (exponential back-off with jitter)."""
+        response = await self.request("GET", url, params=params or None)
+        return response.json()
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
+                reraise=True,
+            ):
+                with attempt:
+                    async with self._limit:
+                        response = await self.http.request(method, url, **kwargs)
+                    response.raise_for_status()
+                    return response
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code in (401, 403):
+                raise SourceAuthError(
+                    f"{self.settings.name}: {method} {url} refused ({error.response.status_code})"
+                ) from None
+            raise SourceUnavailable(
+                f"{self.settings.name}: {method} {url} answered {error.response.status_code}"
+            ) from None
+        except httpx.TransportError as error:
+            raise SourceUnavailable(
+                f"{self.settings.name}: {method} {url} failed: {type(error).__name__}"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    async def gather(items: Iterable[T], fetch: Callable[[T], Awaitable[R]]) -> list[R]:
+        """Fetch per-item details concurrently (bounded by the source's ``concurrency``:
+        the semaphore sits around each HTTP call)."""
+        return list(await asyncio.gather(*(fetch(item) for item in items)))
+
+
+class TokenAuth(httpx.Auth):
+    """Bearer tokens from a login call, fetched when missing and again once on a 401.
+
+    Sources hand out short-lived tokens (iGate five minutes, DVCLT fifteen); a 401 means
+    "log in again", not "stop".
+    """
+
+    requires_response_body = True
+
+    def __init__(self, login: Callable[[], httpx.Request], token_of: Callable[[Any], str]):
+        self._login = login
+        self._token_of = token_of
+        self.token: str | None = None
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self.token is None:
+            await self._refresh((yield self._login()))
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401:
+            await self._refresh((yield self._login()))
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+    async def _refresh(self, response: httpx.Response) -> None:
+        await response.aread()
+        if response.status_code != 200:
+            raise SourceAuthError(f"login refused ({response.status_code})")
+        self.token = self._token_of(response.json())
