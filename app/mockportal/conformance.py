@@ -164,11 +164,18 @@ def _no_unchanged_resend(entries: Sequence[JournalEntry], c: Criterion) -> None:
 
 def _keeps_order(entries: Sequence[JournalEntry], c: Criterion) -> None:
     last_status: dict[str, tuple[DossierStatus, JournalEntry]] = {}
+    acknowledged: set[str] = set()  # dossiers the portal answered success for
     for entry in entries:
         for item in entry.items:
             if item.ma_ho_so is None:
                 continue
-            if entry.service == "CapNhatTienDoHoSoMC" and item.error_code == ErrorCode.NOT_FOUND:
+            if entry.service == "DongBoHoSoMC" and item.error_code == ErrorCode.SUCCESS:
+                acknowledged.add(item.ma_ho_so)
+            if (
+                entry.service == "CapNhatTienDoHoSoMC"
+                and item.error_code == ErrorCode.NOT_FOUND
+                and item.ma_ho_so not in acknowledged  # else the portal lost it, not the client
+            ):
                 c.flag([entry], f"{item.ma_ho_so}: progress sent before its dossier (-4)")
             if entry.service != "DongBoHoSoMC" or item.status not in _STATUSES:
                 continue

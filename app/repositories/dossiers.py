@@ -225,6 +225,34 @@ class DossierRepository(Repository):
             )
         ).all()
 
+    async def delivered_identities(self, dossier_ids: Iterable[int]) -> dict[int, set[str]]:
+        """Identity hashes of the steps the portal acknowledged, per dossier."""
+        rows = await self.session.execute(
+            select(ProgressRow.dossier_id, ProgressRow.identity_hash).where(
+                ProgressRow.dossier_id.in_(list(dossier_ids)), ProgressRow.acked_at.is_not(None)
+            )
+        )
+        out: dict[int, set[str]] = {}
+        for dossier_id, identity in rows.all():
+            out.setdefault(dossier_id, set()).add(identity)
+        return out
+
+    async def reset_progress_delivery(
+        self, dossier_id: int, delivered_identities: Iterable[str] = ()
+    ) -> int:
+        """Read-back found these steps missing at the portal: deliver them again (all but
+        those whose identity hash the portal does hold)."""
+        keep = list(delivered_identities)
+        statement = update(ProgressRow).where(
+            ProgressRow.dossier_id == dossier_id, ProgressRow.acked_at.is_not(None)
+        )
+        if keep:
+            statement = statement.where(ProgressRow.identity_hash.not_in(keep))
+        result = await self.session.execute(
+            statement.values(acked_at=None).execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def mark_progress_acked(self, progress_ids: Iterable[int], now: datetime) -> None:
         await self.session.execute(
             update(ProgressRow)

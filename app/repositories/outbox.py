@@ -188,9 +188,12 @@ class OutboxRepository(Repository):
         message: str,
         retry_at: datetime,
         exists_at_portal: bool | None = None,
+        acked_version: int | None = None,
+        acked_status: str | None = None,
     ) -> bool:
-        """A push failed but may succeed later: count the attempt, schedule the next."""
-        values: dict[str, object] = {
+        """A push failed but may succeed later: count the attempt, schedule the next.
+        ``acked_version``: the state itself went through (its progress did not)."""
+        values: dict[str, object] = _acked_part(acked_version, acked_status) | {
             "attempts": SyncState.attempts + 1,
             "last_error_code": error_code,
             "last_error": message,
@@ -209,13 +212,21 @@ class OutboxRepository(Repository):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_dead(
-        self, dossier_id: int, owner: str, *, error_code: int | None, message: str
+        self,
+        dossier_id: int,
+        owner: str,
+        *,
+        error_code: int | None,
+        message: str,
+        acked_version: int | None = None,
+        acked_status: str | None = None,
     ) -> bool:
         """Give up on the dossier until a redrive (the dead letter is written alongside)."""
         result = await self.session.execute(
             update(SyncState)
             .where(*self._owned(dossier_id, owner))
             .values(
+                **_acked_part(acked_version, acked_status),
                 status=SyncStatus.DEAD.value,
                 pending_since=None,
                 last_error_code=error_code,
@@ -228,6 +239,23 @@ class OutboxRepository(Repository):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def give_up(self, dossier_id: int, message: str) -> None:
+        """Dead without a push in flight (read-back found the portal ahead of the source);
+        a lease held by a pusher is dropped with it."""
+        await self.session.execute(
+            update(SyncState)
+            .where(SyncState.dossier_id == dossier_id)
+            .values(
+                status=SyncStatus.DEAD.value,
+                pending_since=None,
+                last_error=message,
+                last_error_code=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
     async def release(self, dossier_ids: Iterable[int], owner: str) -> None:
         """Hand claimed rows back untouched (graceful shutdown): due again at once."""
         await self.session.execute(
@@ -237,9 +265,17 @@ class OutboxRepository(Repository):
             .execution_options(synchronize_session=False)
         )
 
-    async def requeue(self, dossier_ids: Iterable[int], now: datetime, reason: str) -> None:
+    async def requeue(
+        self,
+        dossier_ids: Iterable[int],
+        now: datetime,
+        reason: str,
+        *,
+        exists_at_portal: bool | None = None,
+    ) -> None:
         """Push again (redrive, or read-back found the portal missing or stale): the
-        portal's copy is no longer trusted, so the next push starts from what it holds."""
+        portal's copy is no longer trusted, so the next push starts from what it holds
+        (``exists_at_portal``: what read-back saw, ``None`` when unknown)."""
         ids = list(dossier_ids)
         if not ids:
             return
@@ -252,7 +288,7 @@ class OutboxRepository(Repository):
                 change_seq=SyncState.change_seq + 1,
                 acked_version=None,
                 confirmed_version=None,
-                exists_at_portal=None,
+                exists_at_portal=exists_at_portal,
                 attempts=0,
                 next_attempt_at=now,
                 last_error=reason,
@@ -291,6 +327,21 @@ class OutboxRepository(Repository):
             )
         ).all()
 
+    async def synced_after(self, dossier_id: int, limit: int) -> Sequence[SyncState]:
+        """Confirmed rows in id order from ``dossier_id`` on: the rolling read-back sweep
+        that catches what changed at the portal after it was confirmed."""
+        return (
+            await self.session.scalars(
+                select(SyncState)
+                .where(
+                    SyncState.status == SyncStatus.SYNCED.value,
+                    SyncState.dossier_id > dossier_id,
+                )
+                .order_by(SyncState.dossier_id)
+                .limit(limit)
+            )
+        ).all()
+
     async def get(self, dossier_id: int) -> SyncState | None:
         return await self.session.scalar(
             select(SyncState)
@@ -315,3 +366,16 @@ class OutboxRepository(Repository):
             .group_by(SyncState.unit)
         )
         return {unit: since for unit, since in rows.all() if since is not None}
+
+
+def _acked_part(version: int | None, status: str | None) -> dict[str, object]:
+    """Columns recording that the portal accepted ``version`` (with ``status``)."""
+    if version is None:
+        return {}
+    return {
+        "acked_version": case(
+            (SyncState.acked_version > version, SyncState.acked_version), else_=version
+        ),
+        "acked_status": status,
+        "exists_at_portal": True,
+    }

@@ -35,6 +35,7 @@ from app.sync.connectors import (
 )
 from app.sync.normalise import dvclt, igate, opencps
 from app.sync.normalise.common import Catalogue, Context, Normalised, Rejection, StatusMap
+from app.sync.observe import NullObserver, Observer
 from app.sync.store import ProgressIn, store
 
 log = get_logger("dossier_sync.poll")
@@ -263,12 +264,14 @@ class Poller:
         *,
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] = utcnow,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.http = http or http_client(settings)
         self.connector: Connector = make_connector(settings, self.http)
         self.clock = clock
+        self.observer: Observer = observer or NullObserver()
         self.source_id: int | None = None
 
     async def aclose(self) -> None:
@@ -310,6 +313,9 @@ class Poller:
             report.error = str(error)
         async with transaction(self.sessions) as session:
             await SourceRepository(session).record_poll(source.id, self.clock(), error=report.error)
+        self.observer.source_poll(
+            self.settings.name, "error" if report.error else "ok", report.records
+        )
         log.info(
             "poll",
             source=self.settings.name,

@@ -302,3 +302,18 @@ def test_waiting_the_same_retry_after_each_time_is_not_a_missing_back_off(
         time.sleep(1.05)
     assert client.call("share", "LayDanhSachTTHC").status_code == 200
     assert control.conformance(H26)["passed"] is True
+
+
+def test_progress_after_a_create_the_portal_lost_is_not_the_clients_fault(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    """ack_then_lose: the portal answered success and forgot; the client's progress then
+    gets -4 through no fault of its own."""
+    control.add_fault(
+        selector={"service": "DongBoHoSoMC"},
+        action={"type": "ack_then_lose"},
+        schedule={"kind": "first_n", "n": 1},
+    )
+    assert item_codes(client.create(dossier_json())) == [0]
+    assert item_codes(client.progress(make_progress().to_portal())) == [-4]
+    assert control.conformance(H26)["passed"] is True

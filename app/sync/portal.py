@@ -1,0 +1,347 @@
+"""The portal client (portal-contract.md): sessions per unit, the contract's calls, and
+what a well-behaved client does when the portal misbehaves.
+
+- A session per top-level unit, logged in lazily; on ``-2`` it logs in again once and
+  repeats the call.
+- Transient failures (HTTP 429, 502/503/504, 500/-99, timeouts, dropped connections) are
+  retried with exponential back-off with jitter and a cap; a 429's ``Retry-After`` is a
+  floor, and nothing at all is sent for that unit before it has passed.
+- A circuit breaker per portal: after repeated transient failures it opens and calls fail
+  fast until a cool-down has passed; then one trial call decides.
+- ``-8`` splits the batch; per-item answers are returned for the caller to act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from app.config import PortalSettings
+from app.domain.codes import MAX_BATCH_ITEMS, ErrorCode
+from app.logs import get_logger
+from app.sync.observe import NullObserver, Observer
+
+log = get_logger("dossier_sync.portal")
+
+
+class PortalError(Exception):
+    """The portal did not accept a call."""
+
+
+class PortalUnavailable(PortalError):  # noqa: N818 - a state of the portal
+    """Nothing is known to be stored: try again later (``retry_after`` is a floor)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CircuitOpen(PortalUnavailable):
+    """The breaker is open: the portal failed repeatedly; no call was made."""
+
+
+class PortalRefused(PortalError):  # noqa: N818 - an answer of the portal
+    """A whole-request business error that repeating cannot fix (-1, -5, -9, -10)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    ma_ho_so: str | None
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    found: dict[str, dict[str, Any]]  # MaHoSo → the stored dossier with QuaTrinhXuLy
+    missing: list[str]
+
+
+class CircuitBreaker:
+    """Closed → open after ``threshold`` consecutive transient failures → half-open after
+    ``cooldown_s`` (one trial call) → closed on success, open again on failure."""
+
+    def __init__(
+        self,
+        threshold: int = 5,
+        cooldown_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._trial = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self.clock() - self.opened_at >= self.cooldown_s else "open"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != "closed"
+
+    def retry_at(self) -> float:
+        """Monotonic time when a trial call will be allowed."""
+        return (self.opened_at or self.clock()) + self.cooldown_s
+
+    def before_call(self) -> None:
+        state = self.state
+        if state == "open" or (state == "half_open" and self._trial):
+            raise CircuitOpen(
+                "the portal failed repeatedly; calls are paused",
+                retry_after=max(0.0, self.retry_at() - self.clock()),
+            )
+        self._trial = state == "half_open"
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self._trial = 0, None, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self._trial or self.failures >= self.threshold:
+            self.opened_at = self.clock()
+        self._trial = False
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+class PortalClient:
+    """One client per portal target (base URL), shared by every pusher of the process."""
+
+    attempts = 3  # tries of one call before the caller reschedules it
+
+    def __init__(
+        self,
+        settings: PortalSettings,
+        http: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
+        *,
+        max_wait_s: float = 10.0,
+        observer: Observer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.target = str(settings.base_url).rstrip("/")
+        self.http = http or httpx.AsyncClient(
+            base_url=self.target,
+            timeout=httpx.Timeout(settings.timeout_s),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+        self.breaker = breaker or CircuitBreaker()
+        self.max_wait_s = max_wait_s
+        self._accounts = {a.unit: a for a in settings.accounts}
+        self._sessions: dict[str, str] = {}
+        self._not_before: dict[str, float] = {}  # unit → monotonic time (Retry-After)
+        self._login_locks: dict[str, asyncio.Lock] = {}
+        self.observer: Observer = observer or NullObserver()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # --- the contract's calls ------------------------------------------------------
+
+    async def sync_dossiers(
+        self, unit: str, dossiers: Sequence[dict[str, Any]], *, updating: bool
+    ) -> list[ItemOutcome]:
+        """``DongBoHoSoMC``: create (``updating=False``) or update dossiers."""
+        return await self._items(
+            unit,
+            "DongBoHoSoMC",
+            list(dossiers),
+            {"isUpdating": "True" if updating else "False"},
+        )
+
+    async def update_progress(
+        self, unit: str, records: Sequence[dict[str, Any]]
+    ) -> list[ItemOutcome]:
+        """``CapNhatTienDoHoSoMC``."""
+        return await self._items(unit, "CapNhatTienDoHoSoMC", list(records), {})
+
+    async def lookup(self, unit: str, codes: Sequence[str]) -> Lookup:
+        """``TraCuuHoSo`` for up to 100 codes a call (bulk, policy of contract §4)."""
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for start in range(0, len(codes), MAX_BATCH_ITEMS):
+            chunk = list(codes[start : start + MAX_BATCH_ITEMS])
+            body = await self._call(unit, "share", "TraCuuHoSo", {"dsmahoso": chunk})
+            for dossier in body.get("data") or []:
+                if isinstance(dossier, dict) and isinstance(dossier.get("MaHoSo"), str):
+                    found[dossier["MaHoSo"]] = dossier
+            missing += [c for c in body.get("khongtimthay") or [] if isinstance(c, str)]
+        return Lookup(found, missing)
+
+    async def procedures(self, unit: str) -> list[dict[str, Any]]:
+        """``LayDanhSachTTHC``: the portal's procedures."""
+        body = await self._call(unit, "share", "LayDanhSachTTHC", {})
+        return [p for p in body.get("data") or [] if isinstance(p, dict)]
+
+    async def agencies(self, unit: str) -> list[dict[str, Any]]:
+        """``LayDanhMucCoQuan``: the portal's agencies."""
+        body = await self._call(unit, "share", "LayDanhMucCoQuan", {})
+        return [a for a in body.get("data") or [] if isinstance(a, dict)]
+
+    # --- mechanics ------------------------------------------------------------------
+
+    async def _items(
+        self, unit: str, service: str, items: list[dict[str, Any]], fields: dict[str, Any]
+    ) -> list[ItemOutcome]:
+        outcomes: list[ItemOutcome] = []
+        size = min(self.settings.max_batch, MAX_BATCH_ITEMS)
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            try:
+                body = await self._call(unit, "integration", service, fields | {"data": chunk})
+            except PortalRefused as refused:
+                if refused.code != ErrorCode.BATCH_TOO_LARGE or len(chunk) == 1:
+                    raise
+                half = len(chunk) // 2  # -8: split and send the halves
+                outcomes += await self._items(unit, service, chunk[:half], fields)
+                outcomes += await self._items(unit, service, chunk[half:], fields)
+                continue
+            answers = body.get("data") or []
+            for index, item in enumerate(chunk):
+                answer = answers[index] if index < len(answers) else {}
+                code = answer.get("error_code")
+                outcomes.append(
+                    ItemOutcome(
+                        item.get("MaHoSo"),
+                        code if isinstance(code, int) else int(ErrorCode.INTERNAL_ERROR),
+                        str(answer.get("message") or ""),
+                    )
+                )
+        return outcomes
+
+    async def _call(
+        self, unit: str, endpoint: str, service: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One contract call with retries; returns the answer of error_code 0 or 1."""
+
+        def wait(state: RetryCallState) -> float:
+            backoff = wait_exponential_jitter(multiplier=0.5, max=self.max_wait_s, jitter=0.5)(
+                state
+            )
+            error = state.outcome.exception() if state.outcome else None
+            floor = getattr(error, "retry_after", None) or 0.0
+            return max(backoff, floor)
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(PortalUnavailable),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait,
+            reraise=True,
+        ):
+            with attempt:
+                return await self._once(unit, endpoint, service, fields)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self, unit: str, endpoint: str, service: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        for relogin in (False, True):
+            session = await self._session(unit, fresh=relogin)
+            body = {"session": session, "madonvi": unit, "service": service} | fields
+            status, answer = await self._post(unit, f"/dvcqg/{endpoint}", body, service)
+            code = answer.get("error_code")
+            if status == 401 and code == ErrorCode.SESSION_EXPIRED:
+                if self._sessions.get(unit) == session:
+                    del self._sessions[unit]
+                continue  # log in again once, then repeat the call
+            if status == 200 and code in (ErrorCode.SUCCESS, ErrorCode.PARTIAL):
+                return answer
+            if code == ErrorCode.INTERNAL_ERROR or status >= 500:
+                raise PortalUnavailable(f"{service}: portal error {status}/{code}")
+            raise PortalRefused(
+                int(code) if isinstance(code, int) else status, str(answer.get("message"))
+            )
+        raise PortalUnavailable(f"{service}: session expired again right after logging in")
+
+    async def _session(self, unit: str, *, fresh: bool) -> str:
+        lock = self._login_locks.setdefault(unit, asyncio.Lock())
+        async with lock:
+            if not fresh and unit in self._sessions:
+                return self._sessions[unit]
+            account = self._accounts.get(unit)
+            if account is None:
+                raise PortalRefused(int(ErrorCode.BAD_CREDENTIALS), f"no account for {unit}")
+            status, answer = await self._post(
+                unit,
+                "/dvcqg/auth",
+                {"username": account.username, "password": account.password.get_secret_value()},
+                "auth",
+            )
+            if status != 200 or answer.get("error_code") != 0:
+                if status == 401:
+                    raise PortalRefused(int(ErrorCode.BAD_CREDENTIALS), "login refused")
+                raise PortalUnavailable(f"login failed ({status})")
+            self._sessions[unit] = str(answer["session"])
+            return self._sessions[unit]
+
+    async def _post(
+        self, unit: str, path: str, body: dict[str, Any], service: str
+    ) -> tuple[int, dict[str, Any]]:
+        """One HTTP exchange through the breaker and the unit's Retry-After gate."""
+        delay = self._not_before.get(unit, 0.0) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the portal asked us to send nothing before then
+        self.breaker.before_call()
+        try:
+            response = await self.http.post(path, json=body, headers={"dstcode": unit})
+        except httpx.TransportError as error:  # timeouts, refused and dropped connections
+            self.breaker.failure()
+            self.observer.push_request(service, "transport_error")
+            raise PortalUnavailable(f"{service}: {type(error).__name__}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if response.status_code == 429:
+                self._not_before[unit] = time.monotonic() + (retry_after or 1.0)
+            self.breaker.failure()
+            self.observer.push_request(service, f"http_{response.status_code}")
+            raise PortalUnavailable(f"{service}: HTTP {response.status_code}", retry_after)
+        self.breaker.success()
+        try:
+            answer = response.json()
+        except ValueError:
+            self.observer.push_request(service, "bad_answer")
+            raise PortalUnavailable(f"{service}: answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise PortalUnavailable(f"{service}: answer is not an object")
+        code = answer.get("error_code")
+        self.observer.push_request(service, "ok" if code in (0, 1) else f"error_{code}")
+        return response.status_code, answer

@@ -1,0 +1,405 @@
+"""Push stage: outbox → portal, in order per dossier, batched per unit, retried.
+
+A round claims due outbox rows under a lease (one push in flight per dossier), pushes
+each dossier's *latest* state (superseded versions are never sent), creating or updating
+as the portal is known to hold it, then delivers the dossier's undelivered progress
+records in the order they happened — only once the dossier exists at the portal. Each
+item's answer is handled as portal-contract.md §6 says; transient failures are retried
+later with exponential back-off (Retry-After as a floor) within an attempt budget, and
+anything permanent or out of attempts becomes a dead letter with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import SyncSettings
+from app.db import transaction
+from app.domain.codes import ErrorCode
+from app.logs import get_logger
+from app.models import DossierRow, ProgressRow, SyncState
+from app.repositories.dead_letters import DeadLetterRepository
+from app.repositories.dossiers import DossierRepository
+from app.repositories.outbox import OutboxRepository
+from app.repositories.push_log import PushAttemptRecord, PushLogRepository
+from app.sync.observe import NullObserver, Observer
+from app.sync.portal import ItemOutcome, PortalClient, PortalRefused, PortalUnavailable
+
+log = get_logger("dossier_sync.push")
+
+SYNC_SERVICE = "DongBoHoSoMC"
+PROGRESS_SERVICE = "CapNhatTienDoHoSoMC"
+PERMANENT = frozenset(
+    {
+        ErrorCode.VALIDATION_FAILED,
+        ErrorCode.TRANSITION_REFUSED,
+        ErrorCode.UNKNOWN_SERVICE,
+        ErrorCode.UNIT_MISMATCH,
+        ErrorCode.BAD_CREDENTIALS,
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Failure:
+    code: int | None
+    message: str
+    permanent: bool
+    service: str = SYNC_SERVICE
+    retry_after: float | None = None
+
+
+@dataclass(slots=True)
+class Work:
+    """One claimed dossier and what happened to it this round."""
+
+    state: SyncState
+    dossier: DossierRow
+    progress: list[ProgressRow]
+    exists: bool | None
+    state_done: bool = False  # the portal holds this version
+    delivered: list[int] = field(default_factory=list)  # progress ids acknowledged
+    failure: Failure | None = None
+    attempts: list[PushAttemptRecord] = field(default_factory=list)
+    requeue: bool = False  # the portal lost the dossier: push it again from scratch
+
+    @property
+    def needs_state(self) -> bool:
+        return self.state.acked_version is None or self.state.acked_version < self.dossier.version
+
+    @property
+    def code(self) -> str:
+        return self.dossier.ma_ho_so
+
+
+@dataclass(slots=True)
+class PushReport:
+    claimed: int = 0
+    acked: int = 0
+    progress_delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    lags: list[tuple[str, float]] = field(default_factory=list)  # (unit, seconds)
+
+
+class Pusher:
+    """Pushes due outbox rows. Several pushers (threads of work, processes) may run at
+    once: the lease of each claimed row keeps one push per dossier in flight."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        portal: PortalClient,
+        settings: SyncSettings,
+        *,
+        owner: str | None = None,
+        max_batch: int = 100,
+        clock: Callable[[], datetime] = utcnow,
+        observer: Observer | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.portal = portal
+        self.settings = settings
+        self.owner = owner or f"pusher-{uuid.uuid4().hex[:12]}"
+        self.max_batch = max_batch
+        self.clock = clock
+        self._units = asyncio.Semaphore(settings.push_concurrency)
+        self.observer: Observer = observer or NullObserver()
+
+    async def push_once(self, limit: int | None = None) -> PushReport:
+        """Claim up to ``limit`` due rows and push them; returns what happened."""
+        report = PushReport()
+        now = self.clock()
+        async with transaction(self.sessions) as session:
+            outbox = OutboxRepository(session)
+            claimed = await outbox.claim(
+                self.owner,
+                now,
+                timedelta(seconds=self.settings.lease_s),
+                limit or self.max_batch * self.settings.push_concurrency,
+            )
+            if not claimed:
+                return report
+            repository = DossierRepository(session)
+            dossiers = await repository.get_many(row.dossier_id for row in claimed)
+            progress = await repository.undelivered_progress(row.dossier_id for row in claimed)
+        report.claimed = len(claimed)
+        units: dict[str, list[Work]] = {}
+        for row in claimed:
+            work = Work(
+                row,
+                dossiers[row.dossier_id],
+                progress.get(row.dossier_id, []),
+                row.exists_at_portal,
+            )
+            units.setdefault(row.unit, []).append(work)
+        await asyncio.gather(*(self._unit(unit, works) for unit, works in units.items()))
+        await self._record([w for works in units.values() for w in works], report)
+        return report
+
+    # --- one unit's work -------------------------------------------------------------
+
+    async def _unit(self, unit: str, works: list[Work]) -> None:
+        async with self._units:
+            await self._push_states(unit, works)
+            await self._deliver_progress(unit, works)
+
+    async def _push_states(self, unit: str, works: list[Work]) -> None:
+        for w in works:
+            w.state_done = not w.needs_state
+        pending = [w for w in works if w.needs_state]
+        creates = [w for w in pending if w.exists is not True]
+        updates = [w for w in pending if w.exists is True]
+        switched: set[int] = set()
+        # A create answered -3 goes again as an update, an update answered -4 as a create
+        # (what the portal holds was not what we believed); once each.
+        while creates or updates:
+            again: list[Work] = []
+            for updating, batch in ((False, creates), (True, updates)):
+                for chunk in _chunks(batch, self.max_batch):
+                    outcomes = await self._send(
+                        unit, chunk, SYNC_SERVICE, [w.dossier.state for w in chunk], updating
+                    )
+                    again += [
+                        w
+                        for w, outcome in zip(chunk, outcomes, strict=True)
+                        if outcome is not None and _switch(w, outcome, updating, switched)
+                    ]
+            creates = [w for w in again if not w.exists]
+            updates = [w for w in again if w.exists]
+
+    async def _deliver_progress(self, unit: str, works: list[Work]) -> None:
+        ready = [w for w in works if w.state_done and w.failure is None and w.progress]
+        queue = [(w, record) for w in ready for record in w.progress]  # in time order
+        for chunk in _chunks(queue, self.max_batch):
+            outcomes = await self._send(
+                unit,
+                [w for w, _ in chunk],
+                PROGRESS_SERVICE,
+                [record.record for _, record in chunk],
+                None,
+            )
+            for (w, record), outcome in zip(chunk, outcomes, strict=True):
+                if outcome is None or w.failure is not None:
+                    continue
+                if outcome.code == ErrorCode.SUCCESS:
+                    w.delivered.append(record.id)
+                elif outcome.code == ErrorCode.NOT_FOUND:
+                    # The portal acknowledged the dossier earlier but does not hold it
+                    # (ack-then-lose): start again from a create.
+                    w.requeue, w.exists = True, False
+                    w.failure = Failure(outcome.code, outcome.message, False, PROGRESS_SERVICE)
+                else:
+                    w.failure = _failure(outcome, PROGRESS_SERVICE)
+
+    async def _send(
+        self,
+        unit: str,
+        works: Sequence[Work],
+        service: str,
+        payload: list[dict[str, Any]],
+        updating: bool | None,
+    ) -> list[ItemOutcome | None]:
+        """One call for ``works`` (``updating`` None: progress). Per-item outcomes, or
+        ``None`` for items that the whole call's failure was recorded on."""
+        attempt = _Attempt(unit, service, uuid.uuid4().hex, self.clock(), self.clock)
+        try:
+            if updating is None:
+                outcomes = await self.portal.update_progress(unit, payload)
+            else:
+                outcomes = await self.portal.sync_dossiers(unit, payload, updating=updating)
+        except PortalUnavailable as error:
+            for w in works:
+                w.failure = w.failure or Failure(
+                    None, str(error), False, service, error.retry_after
+                )
+                w.attempts.append(attempt.record(w, "unavailable", None, str(error)))
+                self.observer.push_item(service, None)
+            return [None] * len(works)
+        except PortalRefused as refused:
+            for w in works:
+                w.failure = w.failure or Failure(refused.code, refused.message, True, service)
+                w.attempts.append(attempt.record(w, "refused", refused.code, refused.message))
+                self.observer.push_item(service, refused.code)
+            return [None] * len(works)
+        for w, outcome in zip(works, outcomes, strict=True):
+            status = "ok" if outcome.code == ErrorCode.SUCCESS else "rejected"
+            w.attempts.append(attempt.record(w, status, outcome.code, outcome.message or None))
+            self.observer.push_item(service, outcome.code)
+        return list(outcomes)
+
+    # --- recording what happened ------------------------------------------------------
+
+    async def _record(self, works: list[Work], report: PushReport) -> None:
+        now = self.clock()
+        async with transaction(self.sessions) as session:
+            outbox = OutboxRepository(session)
+            repository = DossierRepository(session)
+            letters = DeadLetterRepository(session)
+            await PushLogRepository(session).append([a for w in works for a in w.attempts])
+            for w in works:
+                if w.delivered:
+                    await repository.mark_progress_acked(w.delivered, now)
+                    report.progress_delivered += len(w.delivered)
+                if w.failure is None:
+                    await outbox.record_acked(
+                        w.state.dossier_id,
+                        self.owner,
+                        version=w.dossier.version,
+                        portal_status=w.dossier.status,
+                        claimed_seq=w.state.change_seq,
+                        now=now,
+                    )
+                    report.acked += 1
+                    if w.needs_state:
+                        seconds = (now - w.state.changed_at).total_seconds()
+                        report.lags.append((w.state.unit, seconds))
+                        self.observer.lag(w.state.unit, seconds)
+                    continue
+                await self._failed(outbox, letters, w, now, report)
+
+    async def _failed(
+        self,
+        outbox: OutboxRepository,
+        letters: DeadLetterRepository,
+        w: Work,
+        now: datetime,
+        report: PushReport,
+    ) -> None:
+        failure = w.failure
+        assert failure is not None  # noqa: S101 - only called for failed work
+        attempts = w.state.attempts + 1
+        # The state may have gone through although its progress did not: remember it, so
+        # the next attempt only delivers the progress.
+        state_went_through = w.state_done and w.needs_state and not w.requeue
+        acked_version = w.dossier.version if state_went_through else None
+        acked_status = w.dossier.status if state_went_through else None
+        if w.requeue:
+            await outbox.requeue([w.state.dossier_id], now, failure.message, exists_at_portal=False)
+            await outbox.release([w.state.dossier_id], self.owner)
+            report.retried += 1
+            return
+        if failure.permanent or attempts >= self.settings.max_attempts:
+            reason = (
+                failure.message
+                if failure.permanent
+                else (f"gave up after {attempts} attempts: {failure.message}")
+            )
+            await outbox.mark_dead(
+                w.state.dossier_id,
+                self.owner,
+                error_code=failure.code,
+                message=reason,
+                acked_version=acked_version,
+                acked_status=acked_status,
+            )
+            await letters.add(
+                dossier_id=w.state.dossier_id,
+                ma_ho_so=w.dossier.ma_ho_so,
+                unit=w.dossier.unit,
+                agency=w.dossier.agency,
+                service=failure.service,
+                version=w.dossier.version,
+                error_code=failure.code,
+                reason=reason,
+                attempts=attempts,
+                now=now,
+            )
+            report.dead += 1
+            log.warning(
+                "dead letter",
+                ma_ho_so=w.code,
+                service=failure.service,
+                error_code=failure.code,
+                attempts=attempts,
+            )
+            return
+        await outbox.record_failure(
+            w.state.dossier_id,
+            self.owner,
+            error_code=failure.code,
+            message=failure.message,
+            retry_at=now + self.backoff(attempts, failure.retry_after),
+            exists_at_portal=w.exists,
+            acked_version=acked_version,
+            acked_status=acked_status,
+        )
+        report.retried += 1
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        """Exponential with full jitter above half, capped; Retry-After is a floor."""
+        base = min(
+            self.settings.backoff_max_s,
+            self.settings.backoff_initial_s * (2 ** max(0, attempts - 1)),
+        )
+        seconds = base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not secrets
+        return timedelta(seconds=max(seconds, retry_after or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One call's entries for the push log."""
+
+    unit: str
+    service: str
+    batch_id: str
+    started: datetime
+    clock: Callable[[], datetime]
+
+    def record(
+        self, w: Work, outcome: str, code: int | None, message: str | None
+    ) -> PushAttemptRecord:
+        return PushAttemptRecord(
+            attempted_at=self.started,
+            unit=self.unit,
+            service=self.service,
+            batch_id=self.batch_id,
+            outcome=outcome,
+            dossier_id=w.state.dossier_id,
+            version=w.dossier.version if self.service == SYNC_SERVICE else None,
+            error_code=code,
+            message=message,
+            duration_ms=int((self.clock() - self.started).total_seconds() * 1000),
+        )
+
+
+def _switch(w: Work, outcome: ItemOutcome, updating: bool, switched: set[int]) -> bool:
+    """Apply a DongBoHoSoMC answer to ``w``; True when it must be sent again the other way
+    (a create answered -3 → update; an update answered -4 → create; once each)."""
+    if outcome.code == ErrorCode.SUCCESS:
+        w.state_done, w.exists = True, True
+        return False
+    wrong_way = (outcome.code == ErrorCode.ALREADY_EXISTS and not updating) or (
+        outcome.code == ErrorCode.NOT_FOUND and updating
+    )
+    if not wrong_way:
+        w.failure = _failure(outcome, SYNC_SERVICE)
+        return False
+    w.exists = outcome.code == ErrorCode.ALREADY_EXISTS
+    if w.state.dossier_id in switched:
+        w.failure = Failure(outcome.code, outcome.message, False)
+        return False
+    switched.add(w.state.dossier_id)
+    return True
+
+
+def _failure(outcome: ItemOutcome, service: str) -> Failure:
+    code = outcome.code
+    permanent = code in PERMANENT
+    return Failure(code, outcome.message or f"error_code {code}", permanent, service)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
