@@ -76,6 +76,26 @@ def db_downgrade(
     err.print(f"database {_redacted(settings.database_url)} downgraded to {revision}")
 
 
+@app.command("demo")
+def demo(
+    *,
+    dossiers: Annotated[
+        int, typer.Option(min=1, max=5000, help="Dossiers per source simulator.")
+    ] = 150,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Give up (exit 1) after this many seconds.")
+    ] = 120.0,
+) -> None:
+    """Run the whole system on this machine, no setup, until every dossier is synced.
+
+    Starts the mock portal and one simulator per dialect, uses SQLite in a temporary
+    directory, shows progress per unit and ends with a per-unit and per-agency report.
+    Exits 0 only at 100%."""
+    from app.demo import main as run_demo  # noqa: PLC0415 - keeps --help fast
+
+    raise typer.Exit(run_demo(dossiers, timeout))
+
+
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration and print it with secrets hidden."""
@@ -184,6 +204,91 @@ def simulate(
         SimulatorSettings.model_validate(values) if clean else SimulatorSettings.awkward(**values)
     )
     serve(dialect.value, settings, host, port, log_level)
+
+
+def _require_migrated(settings: Settings) -> None:
+    """Refuse to start on a database that is unreachable or not at the migrations' head."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from app.runtime import check_database  # noqa: PLC0415
+
+    problem = asyncio.run(check_database(settings.database_url))
+    if problem is not None:
+        err.print(f"cannot start: {problem}", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve(config: ConfigOption = None) -> None:
+    """Run the HTTP API, the pollers and the pushers in one process on api.host and
+    api.port, until SIGTERM/SIGINT (then finish the round in flight and exit 0)."""
+    import uvicorn  # noqa: PLC0415 - keeps --help fast
+
+    from app.api.app import create_app  # noqa: PLC0415
+    from app.logs import configure_logging  # noqa: PLC0415
+    from app.servers import GracefulServer, listening_socket  # noqa: PLC0415
+
+    settings = _settings(config)
+    configure_logging(settings.logging.level, settings.logging.format)
+    _require_migrated(settings)
+    try:
+        sock = listening_socket(settings.api.host, settings.api.port)
+    except OSError as exc:
+        err.print(
+            f"cannot listen on {settings.api.host}:{settings.api.port}: {exc}",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+    server = GracefulServer(
+        uvicorn.Config(
+            create_app(settings, pipeline=True),
+            log_config=None,
+            log_level=settings.logging.level.lower(),
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:  # the lifespan failed to start; uvicorn logged why
+        raise typer.Exit(1)
+
+
+@app.command("worker")
+def worker(
+    config: ConfigOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve /metrics, /healthz and /readyz on this port (default: no HTTP).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="Interface for --metrics-port (default: api.host)."),
+    ] = None,
+) -> None:
+    """Run the pollers, pushers and read-back (no API) until SIGTERM/SIGINT; run several
+    against one PostgreSQL to scale out."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from app.logs import configure_logging  # noqa: PLC0415
+    from app.runtime import run_worker, run_worker_with_metrics  # noqa: PLC0415
+
+    settings = _settings(config)
+    configure_logging(settings.logging.level, settings.logging.format)
+    _require_migrated(settings)
+    if metrics_port is None:
+        status = asyncio.run(run_worker(settings))
+    else:
+        host = metrics_host or settings.api.host
+        status = asyncio.run(run_worker_with_metrics(settings, host, metrics_port))
+    raise typer.Exit(status)
 
 
 def main() -> None:

@@ -20,7 +20,11 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine with the settings each backend needs to behave as the service
-    expects (foreign keys and WAL on SQLite; pre-ping and a sane pool on PostgreSQL)."""
+    expects (foreign keys and WAL on SQLite; pre-ping and a sane pool on PostgreSQL).
+
+    Statement parameters are the records themselves, personal data included: they are
+    kept out of exception messages, which end up in logs (contract §8)."""
+    options.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = _create_async_engine(url, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -46,8 +50,19 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
     cursor.close()
 
 
+# Execution option marking a connection that runs a unit of work (see `transaction`).
+UNIT_OF_WORK = "dossier_sync_unit_of_work"
+
+
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A unit of work takes the write lock when it begins (IMMEDIATE, waiting up to the
+    # busy timeout for it). A deferred transaction that has read and then writes after
+    # another connection committed fails at once with "database is locked" (SQLite cannot
+    # wait there without risking a deadlock), which the engine's concurrent pollers,
+    # pusher and read-back would hit all the time. Read-only sessions stay deferred, so
+    # that readers never wait for writers (WAL).
+    immediate = connection.get_execution_options().get(UNIT_OF_WORK, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -61,4 +76,6 @@ async def transaction(
     """A unit of work: commits when the block ends normally, rolls back when it raises.
     The one place outside request handlers where the service commits."""
     async with factory() as session, session.begin():
+        # Procures the connection now, marked, so that SQLite begins it IMMEDIATE.
+        await session.connection(execution_options={UNIT_OF_WORK: True})
         yield session

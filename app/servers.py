@@ -1,6 +1,7 @@
-"""Small helpers shared by the project's local HTTP servers (the mock portal, the source
-simulators): a uvicorn server that exits 0 on SIGTERM, a free-port probe, and a server
-in a background thread for tests."""
+"""Small helpers shared by the project's HTTP servers (the mock portal, the source
+simulators, the service): a uvicorn server that exits 0 on SIGTERM, one that runs as a
+task of a process handling signals itself, a free-port probe, and a server in a
+background thread for tests."""
 
 from __future__ import annotations
 
@@ -34,6 +35,32 @@ class GracefulServer(uvicorn.Server):
         with super().capture_signals():
             yield
             self._captured_signals.clear()
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn as one task of a process that handles SIGTERM/SIGINT itself (the worker's
+    metrics endpoint): it installs no signal handlers; stop it with ``should_exit``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening (raises OSError when taken), for
+    ``uvicorn.Server.serve(sockets=[...])``."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class BackgroundServer:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, case, func, select, tuple_, update
 
 from app.domain.agency import unit_of_dossier
 from app.domain.dossier import Dossier
 from app.domain.progress import ProgressRecord
-from app.models import DossierRow, ProgressRow
+from app.models import DossierRow, ProgressRow, SyncState, SyncStatus
 from app.models.base import table_of
 from app.repositories.base import Repository
 
@@ -42,6 +42,17 @@ class StoredDossier:
     version: int
     outcome: StoreOutcome
     read_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyPeriodCount:
+    """Dossiers of one agency received (``NgayTiepNhan``) in a period, and how many of
+    them are synced (read back and confirmed at the portal)."""
+
+    unit: str
+    agency: str
+    received: int
+    synced: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +174,23 @@ class DossierRepository(Repository):
             select(DossierRow.ma_ho_so, DossierRow.id).where(DossierRow.ma_ho_so.in_(list(codes)))
         )
         return dict(rows.all())
+
+    async def received_by_agency(
+        self, since: datetime, until: datetime
+    ) -> Sequence[AgencyPeriodCount]:
+        """Per agency, the dossiers received in ``[since, until)`` and the synced ones."""
+        synced = func.sum(case((SyncState.status == SyncStatus.SYNCED.value, 1), else_=0))
+        rows = await self.session.execute(
+            select(DossierRow.unit, DossierRow.agency, func.count(), synced)
+            .outerjoin(SyncState, SyncState.dossier_id == DossierRow.id)
+            .where(DossierRow.received_at >= since, DossierRow.received_at < until)
+            .group_by(DossierRow.unit, DossierRow.agency)
+            .order_by(DossierRow.unit, DossierRow.agency)
+        )
+        return [
+            AgencyPeriodCount(unit, agency, int(received), int(synced or 0))
+            for unit, agency, received, synced in rows.all()
+        ]
 
     # --- progress ---------------------------------------------------------------------
 

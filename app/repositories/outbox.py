@@ -190,11 +190,13 @@ class OutboxRepository(Repository):
         exists_at_portal: bool | None = None,
         acked_version: int | None = None,
         acked_status: str | None = None,
+        count_attempt: bool = True,
     ) -> bool:
         """A push failed but may succeed later: count the attempt, schedule the next.
-        ``acked_version``: the state itself went through (its progress did not)."""
+        ``acked_version``: the state itself went through (its progress did not).
+        ``count_attempt`` False: no call was made (the circuit breaker was open)."""
         values: dict[str, object] = _acked_part(acked_version, acked_status) | {
-            "attempts": SyncState.attempts + 1,
+            "attempts": SyncState.attempts + int(count_attempt),
             "last_error_code": error_code,
             "last_error": message,
             "next_attempt_at": retry_at,
@@ -272,10 +274,12 @@ class OutboxRepository(Repository):
         reason: str,
         *,
         exists_at_portal: bool | None = None,
+        attempts: int = 0,
     ) -> None:
         """Push again (redrive, or read-back found the portal missing or stale): the
         portal's copy is no longer trusted, so the next push starts from what it holds
-        (``exists_at_portal``: what read-back saw, ``None`` when unknown)."""
+        (``exists_at_portal``: what read-back saw, ``None`` when unknown). ``attempts``:
+        the budget already spent (a pusher requeueing its own failed push keeps it)."""
         ids = list(dossier_ids)
         if not ids:
             return
@@ -289,7 +293,7 @@ class OutboxRepository(Repository):
                 acked_version=None,
                 confirmed_version=None,
                 exists_at_portal=exists_at_portal,
-                attempts=0,
+                attempts=attempts,
                 next_attempt_at=now,
                 last_error=reason,
                 last_error_code=None,

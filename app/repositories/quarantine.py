@@ -129,3 +129,13 @@ class QuarantineRepository(Repository):
             .group_by(QuarantineEntry.unit, QuarantineEntry.reason_code)
         )
         return {(unit, reason): count for unit, reason, count in rows.all()}
+
+    async def open_dossier_counts(self) -> dict[str | None, int]:
+        """Open entries of kind ``dossier`` per unit (``None``: the unit could not be
+        read from the record): the ``quarantined`` state of the dossier counts."""
+        rows = await self.session.execute(
+            select(QuarantineEntry.unit, func.count())
+            .where(QuarantineEntry.resolved_at.is_(None), QuarantineEntry.kind == "dossier")
+            .group_by(QuarantineEntry.unit)
+        )
+        return {unit: int(count) for unit, count in rows.all()}

@@ -154,6 +154,8 @@ class Engine:
                 report = await self._poll(poller)
             except Exception:  # a bug must not stop the other sources
                 log.exception("poll crashed", source=poller.settings.name)
+                # poll_once reports only the failures it handles; count this one too.
+                self.observer.source_poll(poller.settings.name, "error", 0)
                 report = None
                 failures += 1
             else:

@@ -119,6 +119,11 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures, self.opened_at, self._trial = 0, None, False
 
+    def abandon(self) -> None:
+        """A call ended without an answer that says anything (it was cancelled): if it
+        was the half-open trial, the next call may be the trial instead."""
+        self._trial = False
+
     def failure(self) -> None:
         self.failures += 1
         if self._trial or self.failures >= self.threshold:
@@ -131,7 +136,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit(), not to float()
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -274,8 +279,8 @@ class PortalClient:
     async def _once(
         self, unit: str, endpoint: str, service: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
-        for relogin in (False, True):
-            session = await self._session(unit, fresh=relogin)
+        for _ in range(2):  # the second time after -2, with the session that replaced it
+            session = await self._session(unit)
             body = {"session": session, "madonvi": unit, "service": service} | fields
             status, answer = await self._post(unit, f"/dvcqg/{endpoint}", body, service)
             code = answer.get("error_code")
@@ -292,10 +297,12 @@ class PortalClient:
             )
         raise PortalUnavailable(f"{service}: session expired again right after logging in")
 
-    async def _session(self, unit: str, *, fresh: bool) -> str:
+    async def _session(self, unit: str) -> str:
+        """The unit's session, logging in if it has none. After -2 the expired token was
+        dropped (``_once``), so concurrent callers share one new login."""
         lock = self._login_locks.setdefault(unit, asyncio.Lock())
         async with lock:
-            if not fresh and unit in self._sessions:
+            if unit in self._sessions:
                 return self._sessions[unit]
             account = self._accounts.get(unit)
             if account is None:
@@ -317,9 +324,12 @@ class PortalClient:
         self, unit: str, path: str, body: dict[str, Any], service: str
     ) -> tuple[int, dict[str, Any]]:
         """One HTTP exchange through the breaker and the unit's Retry-After gate."""
+        # The portal asked us to send nothing before then; a 429 answered while we slept
+        # may have moved the time later, so look again after each sleep.
         delay = self._not_before.get(unit, 0.0) - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # the portal asked us to send nothing before then
+        while delay > 0:
+            await asyncio.sleep(delay)
+            delay = self._not_before.get(unit, 0.0) - time.monotonic()
         self.breaker.before_call()
         try:
             response = await self.http.post(path, json=body, headers={"dstcode": unit})
@@ -327,10 +337,16 @@ class PortalClient:
             self.breaker.failure()
             self.observer.push_request(service, "transport_error")
             raise PortalUnavailable(f"{service}: {type(error).__name__}") from None
+        except BaseException:  # cancelled: else a half-open breaker waits for it forever
+            self.breaker.abandon()
+            raise
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if response.status_code == 429:
-                self._not_before[unit] = time.monotonic() + (retry_after or 1.0)
+                # Every 429's time holds: a later, shorter one does not shorten an earlier.
+                self._not_before[unit] = max(
+                    self._not_before.get(unit, 0.0), time.monotonic() + (retry_after or 1.0)
+                )
             self.breaker.failure()
             self.observer.push_request(service, f"http_{response.status_code}")
             raise PortalUnavailable(f"{service}: HTTP {response.status_code}", retry_after)

@@ -12,6 +12,7 @@ anything permanent or out of attempts becomes a dead letter with its reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,7 +32,13 @@ from app.repositories.dossiers import DossierRepository
 from app.repositories.outbox import OutboxRepository
 from app.repositories.push_log import PushAttemptRecord, PushLogRepository
 from app.sync.observe import NullObserver, Observer
-from app.sync.portal import ItemOutcome, PortalClient, PortalRefused, PortalUnavailable
+from app.sync.portal import (
+    CircuitOpen,
+    ItemOutcome,
+    PortalClient,
+    PortalRefused,
+    PortalUnavailable,
+)
 
 log = get_logger("dossier_sync.push")
 
@@ -59,6 +66,9 @@ class Failure:
     permanent: bool
     service: str = SYNC_SERVICE
     retry_after: float | None = None
+    # False when no call was made: the open circuit breaker refused it (perhaps for
+    # another unit's failures). That is not an attempt of this dossier's budget.
+    counted: bool = True
 
 
 @dataclass(slots=True)
@@ -145,7 +155,17 @@ class Pusher:
                 row.exists_at_portal,
             )
             units.setdefault(row.unit, []).append(work)
-        await asyncio.gather(*(self._unit(unit, works) for unit, works in units.items()))
+        try:
+            await asyncio.gather(*(self._unit(unit, works) for unit, works in units.items()))
+        except asyncio.CancelledError:
+            # Shutdown ran out of time: hand the rows back now rather than when their
+            # lease expires (a push that did reach the portal is repeated: -3 → update).
+            with contextlib.suppress(Exception):
+                async with transaction(self.sessions) as session:
+                    await OutboxRepository(session).release(
+                        [row.dossier_id for row in claimed], self.owner
+                    )
+            raise
         await self._record([w for works in units.values() for w in works], report)
         return report
 
@@ -223,7 +243,12 @@ class Pusher:
         except PortalUnavailable as error:
             for w in works:
                 w.failure = w.failure or Failure(
-                    None, str(error), False, service, error.retry_after
+                    None,
+                    str(error),
+                    False,
+                    service,
+                    error.retry_after,
+                    counted=not isinstance(error, CircuitOpen),
                 )
                 w.attempts.append(attempt.record(w, "unavailable", None, str(error)))
                 self.observer.push_item(service, None)
@@ -250,7 +275,11 @@ class Pusher:
             letters = DeadLetterRepository(session)
             await PushLogRepository(session).append([a for w in works for a in w.attempts])
             for w in works:
-                if w.delivered:
+                if w.requeue:
+                    # The portal does not hold the dossier, so it holds none of its steps
+                    # (not even those "acknowledged" with it): all go again, in order.
+                    await repository.reset_progress_delivery(w.state.dossier_id)
+                elif w.delivered:
                     await repository.mark_progress_acked(w.delivered, now)
                     report.progress_delivered += len(w.delivered)
                 if w.failure is None:
@@ -280,17 +309,23 @@ class Pusher:
     ) -> None:
         failure = w.failure
         assert failure is not None  # noqa: S101 - only called for failed work
-        attempts = w.state.attempts + 1
+        attempts = w.state.attempts + int(failure.counted)
         # The state may have gone through although its progress did not: remember it, so
         # the next attempt only delivers the progress.
         state_went_through = w.state_done and w.needs_state and not w.requeue
         acked_version = w.dossier.version if state_went_through else None
         acked_status = w.dossier.status if state_went_through else None
         if w.requeue:
-            await outbox.requeue([w.state.dossier_id], now, failure.message, exists_at_portal=False)
-            await outbox.release([w.state.dossier_id], self.owner)
-            report.retried += 1
-            return
+            # Start again from a create (what the portal acknowledged is forgotten), yet
+            # as a failed attempt, with back-off and within the budget: a portal that
+            # keeps losing the dossier must not be sent it again and again at once.
+            await outbox.requeue(
+                [w.state.dossier_id],
+                now,
+                failure.message,
+                exists_at_portal=False,
+                attempts=w.state.attempts,
+            )
         if failure.permanent or attempts >= self.settings.max_attempts:
             reason = (
                 failure.message
@@ -335,6 +370,7 @@ class Pusher:
             exists_at_portal=w.exists,
             acked_version=acked_version,
             acked_status=acked_status,
+            count_attempt=failure.counted,
         )
         report.retried += 1
 

@@ -1,0 +1,392 @@
+"""Prometheus metrics (service-interface.md, "Metrics"; prefix ``dossier_sync_``).
+
+Three kinds of numbers, each from where it is true:
+
+- **What this process did** — counters of polls, records, portal requests and item
+  answers, and the lag histogram — are updated by :class:`PrometheusObserver`, which the
+  pipeline stages call (``app.sync.observe.Observer``).
+- **What the database holds** — dossiers per state, the month's sync rate, the oldest
+  pending change, source health, quarantine and dead letters — is read from the database
+  by :class:`DatabaseCollector`, so every worker and the API report the same numbers
+  however many processes run. The collector never does I/O while Prometheus collects: it
+  serves the last :class:`DatabaseSnapshot`, which an async :meth:`DatabaseCollector.refresh`
+  replaces (a background task every few seconds in ``serve`` and ``worker``, and
+  ``/metrics`` when the snapshot is stale). Queries on a scrape path would stall the event
+  loop's other work behind a slow database, and N scrapers would mean N query sets.
+- **The portal circuit breaker** (``dossier_sync_circuit_open``) is the one in-process
+  gauge: each process has its own breaker, and that is what it reports.
+
+Every process uses a :class:`Metrics` with its own ``CollectorRegistry`` (never the
+global one), so tests can run several side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.domain.dates import VN_TZ
+from app.logs import get_logger
+from app.models import SyncStatus
+from app.repositories.dead_letters import DeadLetterRepository
+from app.repositories.dossiers import DossierRepository
+from app.repositories.outbox import OutboxRepository
+from app.repositories.quarantine import QuarantineRepository
+from app.repositories.sources import SourceRepository
+
+log = get_logger("dossier_sync.metrics")
+
+PREFIX = "dossier_sync_"
+# From a fast round trip (tens of milliseconds) to an hour behind.
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+DOSSIER_STATES = ("pending", "synced", "quarantined", "dead")
+# sync_state.status → the `state` label (acknowledged but not yet read back is pending).
+_STATE_OF_STATUS = {
+    SyncStatus.PENDING.value: "pending",
+    SyncStatus.ACKED.value: "pending",
+    SyncStatus.SYNCED.value: "synced",
+    SyncStatus.DEAD.value: "dead",
+}
+UNKNOWN = "unknown"  # a quarantined record whose unit could not be read
+NO_CODE = "none"  # an item without a portal answer, a dead letter without a portal code
+DEFAULT_REFRESH_S = 5.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (Asia/Ho_Chi_Minh) containing ``now``, as UTC bounds."""
+    local = now.astimezone(VN_TZ)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return start.astimezone(UTC), following.astimezone(UTC)
+
+
+# --- what the database holds --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSnapshot:
+    """The database-derived gauges at ``taken_at`` (label values → value)."""
+
+    taken_at: datetime
+    ratio: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (unit, agency)
+    dossiers: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, state)
+    oldest_pending_seconds: Mapping[str, float] = field(default_factory=dict)  # unit
+    source_last_success: Mapping[str, float] = field(default_factory=dict)  # source → epoch s
+    quarantined: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, reason)
+    dead_letters: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, code)
+
+
+async def read_snapshot(
+    sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> DatabaseSnapshot:
+    """Run the repository queries behind the database gauges (one read-only session)."""
+    since, until = month_bounds(now)
+    async with sessions() as session:
+        periods = await DossierRepository(session).received_by_agency(since, until)
+        outbox = OutboxRepository(session)
+        backlog = await outbox.backlog()
+        oldest = await outbox.oldest_pending()
+        quarantine = QuarantineRepository(session)
+        quarantined_dossiers = await quarantine.open_dossier_counts()
+        quarantined = await quarantine.open_counts()
+        dead_letters = await DeadLetterRepository(session).open_counts()
+        sources = await SourceRepository(session).list_all()
+
+    # 766 indicator 1.4 for now: the agency's dossiers received this month (NgayTiepNhan,
+    # Asia/Ho_Chi_Minh) that are synced, over all of them; no series while an agency has
+    # none. The full definition of indicators-766.md (which dossiers count, and when)
+    # replaces this with the 766 report's issue.
+    ratio = {(p.unit, p.agency): p.synced / p.received for p in periods if p.received > 0}
+
+    dossiers: dict[tuple[str, str], int] = {}
+    for row in backlog:
+        state = _STATE_OF_STATUS.get(row.status)
+        if state is not None:
+            dossiers[(row.unit, state)] = dossiers.get((row.unit, state), 0) + row.count
+    for unit, count in quarantined_dossiers.items():
+        dossiers[(unit or UNKNOWN, "quarantined")] = count
+    units = {unit for unit, _ in dossiers} | set(oldest)
+    for unit in units:  # every known unit shows every state, 0 when empty
+        for state in DOSSIER_STATES:
+            dossiers.setdefault((unit, state), 0)
+
+    return DatabaseSnapshot(
+        taken_at=now,
+        ratio=ratio,
+        dossiers=dossiers,
+        oldest_pending_seconds={
+            unit: max(0.0, (now - oldest[unit]).total_seconds()) if unit in oldest else 0.0
+            for unit in units
+        },
+        source_last_success={
+            s.name: s.last_success_at.timestamp() if s.last_success_at is not None else 0.0
+            for s in sources
+        },
+        quarantined={
+            (unit or UNKNOWN, reason): count for (unit, reason), count in quarantined.items()
+        },
+        dead_letters={
+            (unit, NO_CODE if code is None else str(code)): count
+            for (unit, code), count in dead_letters.items()
+        },
+    )
+
+
+class DatabaseCollector(Collector):
+    """The database gauges, served from the last snapshot (no I/O in :meth:`collect`)."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self.clock = clock
+        self.snapshot: DatabaseSnapshot | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> DatabaseSnapshot:
+        """Read the database and replace the snapshot (concurrent calls queue up)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            snapshot = await read_snapshot(sessions, self.clock())
+            self.snapshot = snapshot  # one reference swap: collect() sees old or new
+            return snapshot
+
+    def age_s(self) -> float | None:
+        """Seconds since the snapshot was taken (None: never)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        return (self.clock() - snapshot.taken_at).total_seconds()
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families(None))
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families(self.snapshot))
+
+    def _families(self, snapshot: DatabaseSnapshot | None) -> Iterator[Metric]:
+        ratio = GaugeMetricFamily(
+            f"{PREFIX}ratio",
+            "Current month's sync rate (766 indicator 1.4): synced over received dossiers "
+            "of the agency, NgayTiepNhan in the month (Asia/Ho_Chi_Minh).",
+            labels=["unit", "agency"],
+        )
+        dossiers = GaugeMetricFamily(
+            f"{PREFIX}dossiers",
+            "Dossiers per unit and sync state (pending includes acknowledged ones not yet "
+            "read back; quarantined: open quarantine entries of dossiers).",
+            labels=["unit", "state"],
+        )
+        oldest = GaugeMetricFamily(
+            f"{PREFIX}oldest_pending_seconds",
+            "Age of the unit's oldest change not yet acknowledged by the portal (0: none).",
+            labels=["unit"],
+        )
+        last_success = GaugeMetricFamily(
+            f"{PREFIX}source_last_success_timestamp_seconds",
+            "When the source was last polled successfully (Unix time; 0: never).",
+            labels=["source"],
+        )
+        quarantined = GaugeMetricFamily(
+            f"{PREFIX}quarantined",
+            "Open quarantine entries (dossiers and progress records) per unit and reason.",
+            labels=["unit", "reason"],
+        )
+        dead = GaugeMetricFamily(
+            f"{PREFIX}dead_letters",
+            "Open dead letters per unit and portal error code (none: no portal answer).",
+            labels=["unit", "error_code"],
+        )
+        taken = GaugeMetricFamily(
+            f"{PREFIX}database_snapshot_timestamp_seconds",
+            "When the database gauges were read (Unix time).",
+        )
+        if snapshot is not None:
+            for (unit, agency), value in sorted(snapshot.ratio.items()):
+                ratio.add_metric([unit, agency], value)
+            for (unit, state), count in sorted(snapshot.dossiers.items()):
+                dossiers.add_metric([unit, state], count)
+            for unit, seconds in sorted(snapshot.oldest_pending_seconds.items()):
+                oldest.add_metric([unit], seconds)
+            for source, timestamp in sorted(snapshot.source_last_success.items()):
+                last_success.add_metric([source], timestamp)
+            for (unit, reason), count in sorted(snapshot.quarantined.items()):
+                quarantined.add_metric([unit, reason], count)
+            for (unit, code), count in sorted(snapshot.dead_letters.items()):
+                dead.add_metric([unit, code], count)
+            taken.add_metric([], snapshot.taken_at.timestamp())
+        yield from (ratio, dossiers, oldest, last_success, quarantined, dead, taken)
+
+
+# --- the circuit breaker of this process ------------------------------------------------
+
+
+class _Breaker(Protocol):
+    @property
+    def state(self) -> str: ...
+
+
+class _HasBreaker(Protocol):
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def breaker(self) -> _Breaker: ...
+
+
+class CircuitCollector(Collector):
+    """``dossier_sync_circuit_open{target}``: 1 while this process's breaker for the
+    portal is not closed (open, or half-open waiting for its trial call), else 0."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, _HasBreaker] = {}
+
+    def watch(self, client: _HasBreaker) -> None:
+        self._clients[_without_userinfo(client.target)] = client
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for target, client in sorted(self._clients.items()):
+            family.add_metric([target], 0.0 if client.breaker.state == "closed" else 1.0)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            f"{PREFIX}circuit_open",
+            "1 while this process's circuit breaker for the target is open or half-open.",
+            labels=["target"],
+        )
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host = rest.rpartition("@")[2]
+    return f"{scheme}{sep}{host}"
+
+
+# --- the process's metrics -------------------------------------------------------------
+
+
+class Metrics:
+    """Every metric of one process, on a registry of its own."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.push_requests = Counter(
+            f"{PREFIX}push_requests",
+            "HTTP exchanges with the portal by service and outcome (ok, error_<code>, "
+            "http_<status>, transport_error, bad_answer).",
+            ["service", "outcome"],
+            registry=self.registry,
+        )
+        self.push_items = Counter(
+            f"{PREFIX}push_items",
+            "Per-item answers of the portal by service and error code (none: the whole "
+            "call failed without per-item answers).",
+            ["service", "error_code"],
+            registry=self.registry,
+        )
+        self.source_polls = Counter(
+            f"{PREFIX}source_polls",
+            "Polls of a source by outcome (ok, error).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.source_records = Counter(
+            f"{PREFIX}source_records",
+            "Records read from a source.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.lag = Histogram(
+            f"{PREFIX}lag_seconds",
+            "From reading a change at its source to the portal's acknowledgement of it.",
+            ["unit"],
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.database = DatabaseCollector(clock)
+        self.circuits = CircuitCollector()
+        self.registry.register(self.database)
+        self.registry.register(self.circuits)
+
+    def observer(self) -> PrometheusObserver:
+        return PrometheusObserver(self)
+
+    def prime(self, settings: Settings) -> None:
+        """Start the configured sources' series at 0, so rates exist from the first
+        scrape rather than from the first failure."""
+        for source in settings.sources:
+            for outcome in ("ok", "error"):
+                self.source_polls.labels(source.name, outcome)
+            self.source_records.labels(source.name)
+
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        await self.database.refresh(sessions)
+
+    async def refresh_forever(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        stop: asyncio.Event,
+        interval_s: float = DEFAULT_REFRESH_S,
+    ) -> None:
+        """Refresh the database snapshot every ``interval_s`` until ``stop`` is set; a
+        failing database leaves the last snapshot in place (its timestamp tells)."""
+        while not stop.is_set():
+            try:
+                await self.database.refresh(sessions)
+            except Exception as error:  # the database is down or not migrated: try again
+                log.warning("metrics refresh failed", error=type(error).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format (0.0.4) of everything in the registry."""
+        return generate_latest(self.registry)
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The registry in the format the scraper's ``Accept`` header asks for (text
+        0.0.4 unless it asks for OpenMetrics or text 1.0.0), and its content type."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class PrometheusObserver:
+    """The pipeline's :class:`~app.sync.observe.Observer` that counts into :class:`Metrics`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def source_poll(self, source: str, outcome: str, records: int) -> None:
+        self.metrics.source_polls.labels(source, outcome).inc()
+        if records:
+            self.metrics.source_records.labels(source).inc(records)
+
+    def push_request(self, service: str, outcome: str) -> None:
+        self.metrics.push_requests.labels(service, outcome).inc()
+
+    def push_item(self, service: str, error_code: int | None) -> None:
+        code = NO_CODE if error_code is None else str(error_code)
+        self.metrics.push_items.labels(service, code).inc()
+
+    def lag(self, unit: str, seconds: float) -> None:
+        self.metrics.lag.labels(unit).observe(max(0.0, seconds))

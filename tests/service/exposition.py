@@ -1,0 +1,140 @@
+"""Reading a Prometheus exposition, and computing what its database gauges should say
+straight from the tables (independently of the repositories the collector uses)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.domain.dates import VN_TZ
+from app.models import DeadLetter, DossierRow, QuarantineEntry, Source, SyncState
+
+Labels = tuple[tuple[str, str], ...]
+
+# service-interface.md, "Metrics": sample name → label names (histograms add `le`).
+CATALOGUE: dict[str, frozenset[str]] = {
+    "dossier_sync_ratio": frozenset({"unit", "agency"}),
+    "dossier_sync_dossiers": frozenset({"unit", "state"}),
+    "dossier_sync_oldest_pending_seconds": frozenset({"unit"}),
+    "dossier_sync_lag_seconds_bucket": frozenset({"unit", "le"}),
+    "dossier_sync_lag_seconds_count": frozenset({"unit"}),
+    "dossier_sync_lag_seconds_sum": frozenset({"unit"}),
+    "dossier_sync_push_requests_total": frozenset({"service", "outcome"}),
+    "dossier_sync_push_items_total": frozenset({"service", "error_code"}),
+    "dossier_sync_source_polls_total": frozenset({"source", "outcome"}),
+    "dossier_sync_source_records_total": frozenset({"source"}),
+    "dossier_sync_source_last_success_timestamp_seconds": frozenset({"source"}),
+    "dossier_sync_circuit_open": frozenset({"target"}),
+}
+DATABASE_GAUGES = (
+    "dossier_sync_ratio",
+    "dossier_sync_dossiers",
+    "dossier_sync_oldest_pending_seconds",
+    "dossier_sync_source_last_success_timestamp_seconds",
+    "dossier_sync_quarantined",
+    "dossier_sync_dead_letters",
+)
+
+
+def samples(text: str) -> dict[str, dict[Labels, float]]:
+    """Sample name → {sorted label pairs → value}."""
+    out: dict[str, dict[Labels, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def by(series: dict[Labels, float], *names: str) -> dict[tuple[str, ...], float]:
+    """A metric's series keyed by the values of ``names``."""
+    return {tuple(dict(labels)[n] for n in names): value for labels, value in series.items()}
+
+
+async def expected_gauges(
+    sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> dict[str, dict[tuple[str, ...], float]]:
+    """What the database gauges must be at ``now``, computed in Python from whole rows."""
+    async with sessions() as session:
+        dossiers = (await session.scalars(select(DossierRow))).all()
+        states = {s.dossier_id: s for s in (await session.scalars(select(SyncState))).all()}
+        quarantine = (
+            await session.scalars(
+                select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None))
+            )
+        ).all()
+        letters = (
+            await session.scalars(select(DeadLetter).where(DeadLetter.redriven_at.is_(None)))
+        ).all()
+        sources = (await session.scalars(select(Source))).all()
+
+    local = now.astimezone(VN_TZ)
+    month = (local.year, local.month)
+    received: Counter[tuple[str, str]] = Counter()
+    synced: Counter[tuple[str, str]] = Counter()
+    for row in dossiers:
+        if row.received_at is None:
+            continue
+        at = row.received_at.astimezone(VN_TZ)
+        if (at.year, at.month) != month:
+            continue
+        received[(row.unit, row.agency)] += 1
+        state = states.get(row.id)
+        if state is not None and state.status == "synced":
+            synced[(row.unit, row.agency)] += 1
+
+    label = {"pending": "pending", "acked": "pending", "synced": "synced", "dead": "dead"}
+    counts: Counter[tuple[str, str]] = Counter()
+    oldest: dict[str, datetime] = {}
+    for state in states.values():
+        counts[(state.unit, label[state.status])] += 1
+        if state.pending_since is not None:
+            since = oldest.get(state.unit)
+            oldest[state.unit] = min(since, state.pending_since) if since else state.pending_since
+    for entry in quarantine:
+        if entry.kind == "dossier":
+            counts[(entry.unit or "unknown", "quarantined")] += 1
+    units = {unit for unit, _ in counts} | set(oldest)
+    for unit in units:
+        for name in ("pending", "synced", "quarantined", "dead"):
+            counts.setdefault((unit, name), 0)
+
+    return {
+        "dossier_sync_ratio": {k: synced[k] / n for k, n in received.items() if n},
+        "dossier_sync_dossiers": {k: float(v) for k, v in counts.items()},
+        "dossier_sync_oldest_pending_seconds": {
+            (unit,): max(0.0, (now - oldest[unit]).total_seconds()) if unit in oldest else 0.0
+            for unit in units
+        },
+        "dossier_sync_source_last_success_timestamp_seconds": {
+            (s.name,): s.last_success_at.timestamp() if s.last_success_at else 0.0 for s in sources
+        },
+        "dossier_sync_quarantined": {
+            k: float(v)
+            for k, v in Counter((e.unit or "unknown", e.reason_code) for e in quarantine).items()
+        },
+        "dossier_sync_dead_letters": {
+            k: float(v)
+            for k, v in Counter(
+                (d.unit, "none" if d.error_code is None else str(d.error_code)) for d in letters
+            ).items()
+        },
+    }
+
+
+GAUGE_LABELS = {
+    "dossier_sync_ratio": ("unit", "agency"),
+    "dossier_sync_dossiers": ("unit", "state"),
+    "dossier_sync_oldest_pending_seconds": ("unit",),
+    "dossier_sync_source_last_success_timestamp_seconds": ("source",),
+    "dossier_sync_quarantined": ("unit", "reason"),
+    "dossier_sync_dead_letters": ("unit", "error_code"),
+}
+
+
+def database_gauges(text: str) -> dict[str, dict[tuple[str, ...], float]]:
+    found = samples(text)
+    return {name: by(found.get(name, {}), *GAUGE_LABELS[name]) for name in DATABASE_GAUGES}

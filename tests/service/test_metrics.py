@@ -1,0 +1,219 @@
+"""The metrics of service-interface.md after real pipeline work, and database gauges that
+agree with the database (and so with every other process)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import create_engine, create_session_factory
+from app.metrics import Metrics, PrometheusObserver, month_bounds
+from app.mockportal.testing import MockPortalHandle
+from app.models import DossierRow
+from app.sync.engine import Engine
+from app.sync.observe import Observer
+from app.sync.poll import Poller, PollReport
+from tests.conftest import IsolatedDatabase
+from tests.service.exposition import (
+    CATALOGUE,
+    by,
+    database_gauges,
+    expected_gauges,
+    samples,
+)
+from tests.service.helpers import settings_from, settings_values
+from tests.sync.polling import poller_for, seed_catalogue, simulator
+
+G05 = "000.00.00.G05"
+
+
+def test_the_prometheus_observer_is_an_observer() -> None:
+    observer: Observer = Metrics().observer()
+    assert isinstance(observer, PrometheusObserver)
+
+
+def test_month_bounds_are_vietnamese_calendar_months() -> None:
+    # 2024-05-31 20:00 UTC is already 1 June in Hà Nội.
+    since, until = month_bounds(datetime(2024, 5, 31, 20, 0, tzinfo=UTC))
+    assert since == datetime(2024, 5, 31, 17, 0, tzinfo=UTC)
+    assert until == datetime(2024, 6, 30, 17, 0, tzinfo=UTC)
+    since, until = month_bounds(datetime(2024, 12, 10, tzinfo=UTC))
+    assert (since, until) == (
+        datetime(2024, 11, 30, 17, 0, tzinfo=UTC),
+        datetime(2024, 12, 31, 17, 0, tzinfo=UTC),
+    )
+
+
+def test_registries_are_per_process_objects() -> None:
+    first, second = Metrics(), Metrics()
+    first.observer().push_request("DongBoHoSoMC", "ok")
+    assert b'outcome="ok"' in first.exposition()
+    assert b'outcome="ok"' not in second.exposition()
+
+
+async def test_every_catalogue_metric_after_a_real_round(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    sessions = create_session_factory(migrated_database.engine)
+    now = [datetime.now(UTC)]
+    metrics = Metrics(clock=lambda: now[0])
+    with simulator("igate", dossiers=40, bad_data_share=0.15, unmapped_share=0.15) as (
+        sim,
+        control,
+    ):
+        settings = settings_from(
+            settings_values(
+                database_url=migrated_database.url,
+                portal_url=mock_portal.url,
+                sources=[("sim-igate", "igate", sim.url)],
+                sync={"max_attempts": 1},
+            )
+        )
+        # G05's first push fails as a whole: with one attempt allowed its dossiers die.
+        mock_portal.control.add_fault(
+            selector={"agency": G05, "service": "DongBoHoSoMC"},
+            action={"type": "http_error", "status": 503},
+            max_uses=1,
+        )
+        metrics.prime(settings)
+        engine = Engine(settings, sessions, observer=metrics.observer())
+        engine.portal.attempts = 1
+        metrics.circuits.watch(engine.portal)
+        try:
+            assert await engine.refresh_catalogue()
+            report = await engine.run_round()
+            assert report.reconcile is not None
+            assert report.reconcile.confirmed > 0
+            control.mutate(5)  # read, not pushed: pending
+            await engine.pollers[0].poll_once()
+        finally:
+            await engine.aclose()
+
+    async with sessions() as session:
+        latest = await session.scalar(select(func.max(DossierRow.received_at)))
+    assert latest is not None
+    now[0] = latest  # the simulated world's month, so that the ratio has series
+    await metrics.refresh(sessions)
+    text = metrics.exposition().decode()
+    found = samples(text)
+
+    for name, labels in CATALOGUE.items():
+        assert found.get(name), f"{name}: no series"
+        for series in found[name]:
+            assert {key for key, _ in series} == labels, (name, series)
+
+    # Database gauges: exactly what the tables say.
+    assert database_gauges(text) == await expected_gauges(sessions, now[0])
+    dossiers = by(found["dossier_sync_dossiers"], "unit", "state")
+    for state in ("pending", "synced", "quarantined", "dead"):
+        assert sum(v for (_, s), v in dossiers.items() if s == state) > 0, state
+    assert dossiers[(G05, "dead")] > 0
+    assert by(found["dossier_sync_dead_letters"], "unit", "error_code")[(G05, "none")] > 0
+    assert 0 <= min(by(found["dossier_sync_ratio"], "agency").values()) < 1
+    assert max(by(found["dossier_sync_ratio"], "agency").values()) == 1.0
+
+    # On the wall clock: the changes read a moment ago are waiting.
+    now[0] = datetime.now(UTC)
+    await metrics.refresh(sessions)
+    text = metrics.exposition().decode()
+    assert database_gauges(text) == await expected_gauges(sessions, now[0])
+    oldest = by(samples(text)["dossier_sync_oldest_pending_seconds"], "unit")
+    assert 0 < max(oldest.values()) < 60
+
+    # What this process did.
+    assert by(found["dossier_sync_source_polls_total"], "source", "outcome") == {
+        ("sim-igate", "ok"): 2.0,
+        ("sim-igate", "error"): 0.0,
+    }
+    assert found["dossier_sync_source_records_total"][(("source", "sim-igate"),)] >= 40
+    requests = by(found["dossier_sync_push_requests_total"], "service", "outcome")
+    assert requests[("DongBoHoSoMC", "http_503")] == 1
+    assert requests[("DongBoHoSoMC", "ok")] >= 2
+    assert requests[("TraCuuHoSo", "ok")] >= 1
+    items = by(found["dossier_sync_push_items_total"], "service", "error_code")
+    assert items[("DongBoHoSoMC", "none")] == dossiers[(G05, "dead")]
+    assert items[("DongBoHoSoMC", "0")] > 0
+    lag_counts = by(found["dossier_sync_lag_seconds_count"], "unit")
+    assert sum(lag_counts.values()) == items[("DongBoHoSoMC", "0")]
+    assert G05 not in {unit for (unit,) in lag_counts}
+    assert by(found["dossier_sync_circuit_open"], "target") == {(mock_portal.url,): 0.0}
+
+
+async def test_two_collectors_over_one_database_report_the_same_numbers(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """What two processes (two engines, two registries) would scrape: equal."""
+    first_sessions = create_session_factory(migrated_database.engine)
+    catalogue = await seed_catalogue(first_sessions)
+    assert catalogue.procedures
+    with simulator("opencps", dossiers=30, bad_data_share=0.2) as (sim, control):
+        poller = poller_for("opencps", sim.url, first_sessions, control.truth())
+        try:
+            await poller.poll_once()
+        finally:
+            await poller.aclose()
+    at = datetime(2024, 5, 20, tzinfo=UTC)
+    one, two = Metrics(clock=lambda: at), Metrics(clock=lambda: at)
+    await one.refresh(first_sessions)
+    await two.refresh(create_session_factory(migrated_database.engine))
+    first, second = (
+        database_gauges(one.exposition().decode()),
+        database_gauges(two.exposition().decode()),
+    )
+    assert first == second
+    assert first == await expected_gauges(first_sessions, at)
+    assert sum(first["dossier_sync_dossiers"].values()) > 0
+    assert first["dossier_sync_quarantined"]
+
+
+def test_the_collector_serves_its_snapshot_without_touching_the_database() -> None:
+    metrics = Metrics()
+    text = metrics.exposition().decode()  # no snapshot yet: described, no samples
+    assert "# TYPE dossier_sync_dossiers gauge" in text
+    assert "dossier_sync_dossiers{" not in text
+    assert metrics.database.age_s() is None
+
+
+@pytest.mark.parametrize("code", [None, -5])
+def test_item_error_codes_are_labels(code: int | None) -> None:
+    metrics = Metrics()
+    metrics.observer().push_item("CapNhatTienDoHoSoMC", code)
+    found = samples(metrics.exposition().decode())
+    expected = "none" if code is None else str(code)
+    assert by(found["dossier_sync_push_items_total"], "error_code") == {(expected,): 1.0}
+
+
+async def test_a_crashed_poll_counts_as_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(
+        settings_values(
+            database_url="sqlite+aiosqlite://",
+            portal_url="http://127.0.0.1:9",
+            sources=[("sim-igate", "igate", "http://127.0.0.1:9")],
+        )
+    )
+    database = create_engine(settings.database_url)
+    metrics = Metrics()
+    engine = Engine(
+        settings,
+        create_session_factory(database),
+        observer=metrics.observer(),
+        pushers=False,
+        reconciler=False,
+    )
+    stop = asyncio.Event()
+
+    async def crash(_poller: Poller) -> PollReport | None:
+        stop.set()
+        raise RuntimeError("a bug in a stage")
+
+    monkeypatch.setattr(engine, "_poll", crash)
+    try:
+        await engine._poll_loop(engine.pollers[0], stop)
+    finally:
+        await engine.aclose()
+        await database.dispose()
+    polls = by(samples(metrics.exposition().decode())["dossier_sync_source_polls_total"], "outcome")
+    assert polls == {("error",): 1.0}
