@@ -6,8 +6,12 @@ what a well-behaved client does when the portal misbehaves.
 - Transient failures (HTTP 429, 502/503/504, 500/-99, timeouts, dropped connections) are
   retried with exponential back-off with jitter and a cap; a 429's ``Retry-After`` is a
   floor, and nothing at all is sent for that unit before it has passed.
-- A circuit breaker per portal: after repeated transient failures it opens and calls fail
-  fast until a cool-down has passed; then one trial call decides.
+- A circuit breaker per portal: after repeated failures of the portal (5xx, timeouts,
+  dropped connections — not 429s, which say it is up) it opens and calls fail fast until
+  a cool-down has passed; then one trial call decides.
+- A call never waits longer than ``max_wait_s`` in one go: a longer Retry-After or an
+  open breaker ends it with :class:`PortalUnavailable` whose ``retry_after`` tells the
+  caller when to try again.
 - ``-8`` splits the batch; per-item answers are returned for the caller to act on.
 """
 
@@ -27,8 +31,10 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_any,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from app.config import PortalSettings
 from app.domain.codes import MAX_BATCH_ITEMS, ErrorCode
@@ -129,6 +135,16 @@ class CircuitBreaker:
         if self._trial or self.failures >= self.threshold:
             self.opened_at = self.clock()
         self._trial = False
+
+
+class stop_if(stop_base):  # noqa: N801 - named like tenacity's own stop conditions
+    """A tenacity stop condition from a predicate."""
+
+    def __init__(self, predicate: Callable[[RetryCallState], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.predicate(retry_state)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -266,9 +282,17 @@ class PortalClient:
             floor = getattr(error, "retry_after", None) or 0.0
             return max(backoff, floor)
 
+        def too_long(state: RetryCallState) -> bool:
+            # Waiting out an open breaker or a long Retry-After inside the call would hold
+            # a pusher (and its leases) idle; the caller reschedules the work instead,
+            # with the same floor, and sends nothing before it.
+            error = state.outcome.exception() if state.outcome else None
+            floor = getattr(error, "retry_after", None) or 0.0
+            return isinstance(error, CircuitOpen) or floor > self.max_wait_s
+
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(PortalUnavailable),
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_any(stop_after_attempt(self.attempts), stop_if(too_long)),
             wait=wait,
             reraise=True,
         ):
@@ -328,12 +352,14 @@ class PortalClient:
         # may have moved the time later, so look again after each sleep.
         delay = self._not_before.get(unit, 0.0) - time.monotonic()
         while delay > 0:
+            if delay > self.max_wait_s:
+                raise PortalUnavailable(f"{service}: rate limited", retry_after=delay)
             await asyncio.sleep(delay)
             delay = self._not_before.get(unit, 0.0) - time.monotonic()
         self.breaker.before_call()
         try:
             response = await self.http.post(path, json=body, headers={"dstcode": unit})
-        except httpx.TransportError as error:  # timeouts, refused and dropped connections
+        except httpx.RequestError as error:  # timeouts, refused and dropped connections, …
             self.breaker.failure()
             self.observer.push_request(service, "transport_error")
             raise PortalUnavailable(f"{service}: {type(error).__name__}") from None
@@ -347,7 +373,11 @@ class PortalClient:
                 self._not_before[unit] = max(
                     self._not_before.get(unit, 0.0), time.monotonic() + (retry_after or 1.0)
                 )
-            self.breaker.failure()
+                # The portal answered: it is up, only asking this unit to slow down. The
+                # breaker is for a portal that is down; a 429 neither opens nor closes it.
+                self.breaker.abandon()
+            else:
+                self.breaker.failure()
             self.observer.push_request(service, f"http_{response.status_code}")
             raise PortalUnavailable(f"{service}: HTTP {response.status_code}", retry_after)
         self.breaker.success()
@@ -357,6 +387,7 @@ class PortalClient:
             self.observer.push_request(service, "bad_answer")
             raise PortalUnavailable(f"{service}: answer is not JSON") from None
         if not isinstance(answer, dict):
+            self.observer.push_request(service, "bad_answer")
             raise PortalUnavailable(f"{service}: answer is not an object")
         code = answer.get("error_code")
         self.observer.push_request(service, "ok" if code in (0, 1) else f"error_{code}")

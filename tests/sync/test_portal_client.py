@@ -92,6 +92,7 @@ class MakeClient(Protocol):
         observer: RecordingObserver | None = ...,
         http: httpx.AsyncClient | None = ...,
         url: str | None = ...,
+        max_wait_s: float = ...,
     ) -> PortalClient: ...
 
 
@@ -134,6 +135,7 @@ async def new_client(mock_portal: MockPortalHandle) -> AsyncIterator[MakeClient]
         observer: RecordingObserver | None = None,
         http: httpx.AsyncClient | None = None,
         url: str | None = None,
+        max_wait_s: float = 10.0,
     ) -> PortalClient:
         settings = portal_settings(
             url or mock_portal.url,
@@ -142,7 +144,11 @@ async def new_client(mock_portal: MockPortalHandle) -> AsyncIterator[MakeClient]
             timeout_s=timeout_s,
             max_batch=max_batch,
         )
-        made.append(PortalClient(settings, http=http, breaker=breaker, observer=observer))
+        made.append(
+            PortalClient(
+                settings, http=http, breaker=breaker, observer=observer, max_wait_s=max_wait_s
+            )
+        )
         return made[-1]
 
     yield make
@@ -837,15 +843,14 @@ async def test_after_repeated_503s_the_client_raises_circuit_open_without_sendin
     assert client.breaker.state == "closed"
 
 
-async def test_a_call_while_the_breaker_is_open_sends_nothing_before_the_cool_down(
+async def test_a_call_meeting_an_open_breaker_fails_fast_and_says_when_to_come_back(
     new_client: MakeClient, control: MockPortalControl
 ) -> None:
-    """The client's design: a call meeting an open breaker waits inside the call for the
-    cool-down (its Retry-After floor), then becomes the half-open trial. (The pusher
-    counts every CircuitOpen it sees as an attempt, so failing fast would dead-letter
-    dossiers while the breaker is open.)"""
-    # Longer than the 1-1.5 s back-off before the third attempt, which so meets it open.
-    client = new_client(breaker=CircuitBreaker(threshold=2, cooldown_s=2.0))
+    """Nothing is sent while the breaker is open, and the call does not sit out the
+    cool-down (a pusher would hold its leases idle): it ends at once, and its
+    ``retry_after`` is the rest of the cool-down, which the pusher uses as a floor."""
+    clock = FakeClock()
+    client = new_client(breaker=CircuitBreaker(threshold=2, cooldown_s=30, clock=clock))
     await client.agencies(H26)
     control.add_fault(
         selector={"service": "LayDanhSachTTHC"},
@@ -854,14 +859,97 @@ async def test_a_call_while_the_breaker_is_open_sends_nothing_before_the_cool_do
     )
     with pytest.raises(CircuitOpen):
         await client.procedures(H26)
-    opened_at = time.monotonic()
+    sent = len(entries(control))
 
+    clock.now += 10
+    started = time.monotonic()
+    with pytest.raises(CircuitOpen) as refused:
+        await client.lookup(H29, [NEW])  # another unit: the breaker is per portal
+    assert time.monotonic() - started < 0.5
+    assert refused.value.retry_after == pytest.approx(20)
+    assert len(entries(control)) == sent
+
+    clock.now += 20  # cool-down over: the next call is the trial, and it closes it
     assert len(await client.procedures(H26)) > 0
-    assert time.monotonic() - opened_at >= 0.5  # the rest of the cool-down
+    assert client.breaker.state == "closed"
     calls = entries(control, service="LayDanhSachTTHC")
     assert [e["http_status"] for e in calls] == [503, 503, 200]
-    assert (arrived(calls[2]) - arrived(calls[1])).total_seconds() >= 2.0
+
+
+async def test_429s_neither_open_nor_close_the_breaker(
+    new_client: MakeClient, control: MockPortalControl
+) -> None:
+    """A 429 says the portal is up and this unit must slow down: counted as a failure,
+    two of them would open a breaker of threshold 2 and pause every unit."""
+    client = new_client(breaker=CircuitBreaker(threshold=2, cooldown_s=30))
+    await client.agencies(H26)
+    client.breaker.failure()  # one real failure before: a 429 does not wipe it either
+    control.add_fault(
+        selector={"service": "LayDanhSachTTHC"},
+        action={"type": "rate_limit", "retry_after_s": 1},
+        schedule={"kind": "first_n", "n": 2},
+    )
+    assert len(await client.procedures(H26)) > 0
+
+    calls = entries(control, service="LayDanhSachTTHC")
+    assert [e["http_status"] for e in calls] == [429, 429, 200]
     assert client.breaker.state == "closed"
+    client.breaker.failure()
+    client.breaker.failure()
+    assert client.breaker.state == "open"  # 429s are not failures, nor successes
+
+
+async def test_a_retry_after_longer_than_the_client_waits_ends_the_call_with_it(
+    new_client: MakeClient, control: MockPortalControl
+) -> None:
+    """A Retry-After of 30 s is not slept through inside the call: the call fails at once
+    with ``retry_after`` ≈ 30, and until then nothing more is sent for that unit — other
+    units go on."""
+    client = new_client(max_wait_s=5.0)
+    await client.agencies(H26)
+    await client.agencies(H29)
+    control.add_fault(
+        selector={"agency": H26, "service": "LayDanhSachTTHC"},
+        action={"type": "rate_limit", "retry_after_s": 30},
+        schedule={"kind": "first_n", "n": 1},
+    )
+    started = time.monotonic()
+    with pytest.raises(PortalUnavailable) as limited:
+        await client.procedures(H26)
+    assert time.monotonic() - started < 1.0
+    assert limited.value.retry_after == pytest.approx(30)
+    sent = len(entries(control, unit=H26))
+
+    with pytest.raises(PortalUnavailable) as held:
+        await client.lookup(H26, [NEW])
+    assert held.value.retry_after is not None
+    assert 28 < held.value.retry_after <= 30
+    assert len(entries(control, unit=H26)) == sent  # nothing sent inside the Retry-After
+    assert len(await client.agencies(H29)) > 0
+    assert_passes(control.conformance(H26), "honours_retry_after")
+
+
+async def test_any_request_error_is_a_transient_failure(new_client: MakeClient) -> None:
+    """Not only transport errors: a body that cannot be decoded (or too many redirects)
+    is raised by httpx as another RequestError, and must not escape as a crash."""
+    calls = 0
+
+    def portal(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        body = json.loads(request.content)
+        if body.get("service", "auth") == "auth":
+            return httpx.Response(200, json={"error_code": 0, "session": "s", "expires_in": 1})
+        raise httpx.DecodingError("broken gzip", request=request)
+
+    url = "http://portal.invalid"
+    client = new_client(
+        url=url, http=httpx.AsyncClient(transport=httpx.MockTransport(portal), base_url=url)
+    )
+    with pytest.raises(PortalUnavailable, match="DecodingError"):
+        await client.procedures(H26)
+    assert calls == 1 + PortalClient.attempts  # login, then every attempt
+    assert client.breaker.failures == PortalClient.attempts
 
 
 async def test_a_cancelled_trial_call_does_not_block_the_breaker_forever(
