@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from app import migrate
 from app.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.repositories.dead_letters import DeadLetterFilter
 
 app = typer.Typer(
     name="dossier-sync",
@@ -22,6 +27,11 @@ db_app = typer.Typer(
     help="Database migrations (Alembic) on the configured database.", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+dead_letters_app = typer.Typer(
+    help="Pushes given up on (attempts spent or refused for good): list and redrive.",
+    no_args_is_help=True,
+)
+app.add_typer(dead_letters_app, name="dead-letters")
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -289,6 +299,111 @@ def worker(
         host = metrics_host or settings.api.host
         status = asyncio.run(run_worker_with_metrics(settings, host, metrics_port))
     raise typer.Exit(status)
+
+
+def _when(value: datetime | None) -> datetime | None:
+    """Times without a zone are Vietnamese local time, as operators read them."""
+    if value is None or value.tzinfo is not None:
+        return value
+    from app.domain.dates import VN_TZ  # noqa: PLC0415 - keeps --help fast
+
+    return value.replace(tzinfo=VN_TZ)
+
+
+UnitOption = Annotated[str | None, typer.Option(help="Only this top-level unit (dstcode).")]
+AgencyOption = Annotated[str | None, typer.Option(help="Only this agency.")]
+ErrorCodeOption = Annotated[int | None, typer.Option(help="Only this portal error code (e.g. -5).")]
+TimeFormats = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(formats=TimeFormats, help="Given up on at or after (local time if no zone)."),
+]
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(formats=TimeFormats, help="Given up on before (local time if no zone)."),
+]
+
+
+def _dead_letter_filter(
+    unit: str | None,
+    agency: str | None,
+    error_code: int | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> DeadLetterFilter:
+    from app.repositories.dead_letters import DeadLetterFilter  # noqa: PLC0415
+
+    return DeadLetterFilter(unit, agency, error_code, _when(since), _when(until))
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    *,
+    config: ConfigOption = None,
+    unit: UnitOption = None,
+    agency: AgencyOption = None,
+    error_code: ErrorCodeOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+) -> None:
+    """List open dead letters, newest first, with their reasons."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from rich.table import Table  # noqa: PLC0415
+
+    from app.operations import list_dead_letters  # noqa: PLC0415
+
+    settings = _settings(config)
+    _require_migrated(settings)
+    where = _dead_letter_filter(unit, agency, error_code, since, until)
+    letters = asyncio.run(list_dead_letters(settings, where, limit))
+    table = Table()
+    for column in ("given up (UTC)", "MaHoSo", "unit", "service", "code", "attempts"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold", min_width=20)
+    for letter in letters:
+        table.add_row(
+            letter.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            letter.ma_ho_so,
+            letter.unit,
+            letter.service,
+            "" if letter.error_code is None else str(letter.error_code),
+            str(letter.attempts),
+            letter.reason,
+        )
+    out = Console(width=160) if not sys.stdout.isatty() else Console()
+    out.print(table)
+    out.print(f"{len(letters)} open dead letter(s)")
+
+
+@dead_letters_app.command("redrive")
+def dead_letters_redrive(
+    *,
+    config: ConfigOption = None,
+    unit: UnitOption = None,
+    agency: AgencyOption = None,
+    error_code: ErrorCodeOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Redrive every open dead letter (no filter).")
+    ] = False,
+) -> None:
+    """Queue the matching dossiers again with a fresh attempt budget; running workers
+    push them at their next round."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from app.operations import redrive_dead_letters  # noqa: PLC0415
+
+    filters = (unit, agency, error_code, since, until)
+    if not all_ and all(f is None for f in filters):
+        err.print("give a filter (--unit, --agency, --error-code, --since, --until) or --all")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    _require_migrated(settings)
+    count = asyncio.run(redrive_dead_letters(settings, _dead_letter_filter(*filters)))
+    Console().print(f"{count} dossier(s) queued again")
 
 
 def main() -> None:

@@ -1,0 +1,64 @@
+"""Operator tasks run from the command line against the configured database: listing and
+redriving dead letters. Each runs in one transaction (the command is the boundary)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.config import Settings
+from app.db import create_engine, create_session_factory, transaction
+from app.models import DeadLetter
+from app.repositories.dead_letters import DeadLetterFilter, DeadLetterRepository
+from app.sync.deadletters import redrive
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterView:
+    """What an operator sees of a dead letter (the dossier code is not personal data)."""
+
+    created_at: datetime
+    ma_ho_so: str
+    unit: str
+    agency: str
+    service: str
+    error_code: int | None
+    attempts: int
+    reason: str
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterView:
+        return cls(
+            letter.created_at,
+            letter.ma_ho_so,
+            letter.unit,
+            letter.agency,
+            letter.service,
+            letter.error_code,
+            letter.attempts,
+            letter.reason,
+        )
+
+
+async def list_dead_letters(
+    settings: Settings, where: DeadLetterFilter, limit: int
+) -> Sequence[DeadLetterView]:
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            letters = await DeadLetterRepository(session).list_open(where, limit=limit)
+            return [DeadLetterView.of(letter) for letter in letters]
+    finally:
+        await engine.dispose()
+
+
+async def redrive_dead_letters(settings: Settings, where: DeadLetterFilter) -> int:
+    """Queue the matching dossiers again; returns how many. The running workers pick them
+    up at their next push round."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            return len(await redrive(session, where, datetime.now(UTC)))
+    finally:
+        await engine.dispose()
