@@ -32,6 +32,8 @@ dead_letters_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(dead_letters_app, name="dead-letters")
+keys_app = typer.Typer(help="API keys of the HTTP API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -404,6 +406,49 @@ def dead_letters_redrive(
     _require_migrated(settings)
     count = asyncio.run(redrive_dead_letters(settings, _dead_letter_filter(*filters)))
     Console().print(f"{count} dossier(s) queued again")
+
+
+@keys_app.command("create")
+def keys_create(
+    *,
+    unit: Annotated[str, typer.Option(help="The top-level unit the key belongs to.")],
+    scope: Annotated[str, typer.Option(help="Comma-separated scopes among ingest, read, admin.")],
+    agency: Annotated[
+        str | None, typer.Option(help="Only this agency of the unit (default: all of them).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A label, e.g. the calling system.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from app.auth import Scope  # noqa: PLC0415
+    from app.domain.agency import is_agency_code, is_top_level_unit, unit_of  # noqa: PLC0415
+    from app.operations import create_api_key  # noqa: PLC0415
+
+    if not is_top_level_unit(unit):
+        err.print(f"--unit: {unit!r} is not a top-level unit code (000.00.00.Gxx/Hxx)")
+        raise typer.Exit(2)
+    if agency is not None and not (is_agency_code(agency) and unit_of(agency) == unit):
+        err.print(f"--agency: {agency!r} is not an agency code of unit {unit}")
+        raise typer.Exit(2)
+    names = [s.strip() for s in scope.split(",") if s.strip()]
+    unknown = [s for s in names if s not in {m.value for m in Scope}]
+    if not names or unknown:
+        err.print(f"--scope: unknown {unknown or names!r}; choose among ingest, read, admin")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    _require_migrated(settings)
+    created = asyncio.run(
+        create_api_key(
+            settings, unit=unit, agency=agency, scopes=[Scope(s) for s in names], name=name
+        )
+    )
+    err.print(
+        f"key {created.prefix}… for {agency or unit}, scopes {', '.join(sorted(set(names)))}; "
+        "it is shown only now:"
+    )
+    print(created.key)  # noqa: T201 - the one output, for a pipe or a secret store
 
 
 def main() -> None:

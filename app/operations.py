@@ -1,5 +1,5 @@
-"""Operator tasks run from the command line against the configured database: listing and
-redriving dead letters. Each runs in one transaction (the command is the boundary)."""
+"""Operator tasks run from the command line against the configured database: API keys,
+listing and redriving dead letters. Each runs in one transaction (the command is the boundary)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.auth import CreatedKey, Scope, create_key
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
 from app.models import DeadLetter
@@ -60,5 +61,23 @@ async def redrive_dead_letters(settings: Settings, where: DeadLetterFilter) -> i
     try:
         async with transaction(create_session_factory(engine)) as session:
             return len(await redrive(session, where, datetime.now(UTC)))
+    finally:
+        await engine.dispose()
+
+
+async def create_api_key(
+    settings: Settings, *, unit: str, agency: str | None, scopes: list[Scope], name: str | None
+) -> CreatedKey:
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            return await create_key(
+                session,
+                unit=unit,
+                agency=agency,
+                scopes=scopes,
+                now=datetime.now(UTC),
+                name=name,
+            )
     finally:
         await engine.dispose()

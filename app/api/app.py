@@ -17,7 +17,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api import health, metrics
+from app.api import admin, dossiers, health, ingest, metrics
+from app.api.errors import install_error_handlers
+from app.api.middleware import RequestContext
 from app.config import Settings
 from app.metrics import DEFAULT_REFRESH_S
 from app.runtime import STOP_TIMEOUT_S, Service, running_service
@@ -27,6 +29,14 @@ DESCRIPTION = (
     "Synchronises administrative-procedure dossiers (TTHC) from source systems to the "
     "National Public Service Portal (DVCQG)."
 )
+
+
+TAGS = [
+    {"name": "ingest", "description": "Push mode: provincial systems send dossiers and steps."},
+    {"name": "read", "description": "Dossiers and sync progress, within the key's unit."},
+    {"name": "admin", "description": "Sources, quarantine, dead letters, read-back."},
+    {"name": "operations", "description": "Probes and Prometheus metrics (no key)."},
+]
 
 
 def create_app(
@@ -54,8 +64,15 @@ def create_app(
             app.state.service = service
             yield
 
-    app = FastAPI(title=TITLE, description=DESCRIPTION, version=_version(), lifespan=lifespan)
+    app = FastAPI(
+        title=TITLE,
+        description=DESCRIPTION,
+        version=_version(),
+        lifespan=lifespan,
+        openapi_tags=TAGS,
+    )
     _include_routers(app)
+    _include_api(app)
     return app
 
 
@@ -72,8 +89,17 @@ def create_ops_app(service: Service) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
+    install_error_handlers(app)
+    app.add_middleware(RequestContext)
     app.include_router(health.router)
     app.include_router(metrics.router)
+
+
+def _include_api(app: FastAPI) -> None:
+    """The provincial API (``/api/v1``): only where the service runs its own API."""
+    app.include_router(ingest.router)
+    app.include_router(dossiers.router)
+    app.include_router(admin.router)
 
 
 def _version() -> str:
