@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, select, update
 
 from app.models import SyncState, SyncStatus
 from app.models.base import table_of
@@ -23,6 +23,17 @@ class PendingChange:
     unit: str
     version: int
     changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """The portal accepted ``version`` of a claimed dossier (and the progress sent with
+    it); ``claimed_seq`` is the row's ``change_seq`` when it was claimed."""
+
+    dossier_id: int
+    version: int
+    portal_status: str
+    claimed_seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +190,46 @@ class OutboxRepository(Repository):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def record_acked_many(
+        self, acknowledgements: Sequence[Acknowledgement], owner: str, now: datetime
+    ) -> None:
+        """:meth:`record_acked` for every dossier of a push round in one statement run
+        for each row (one round trip, not one per dossier). Rows whose lease ``owner``
+        lost meanwhile are left alone, as there."""
+        if not acknowledgements:
+            return
+        c = table_of(SyncState).c
+        version = bindparam("b_version", type_=c.acked_version.type)
+        caught_up = c.change_seq == bindparam("b_seq")
+        await self.session.execute(
+            update(table_of(SyncState))
+            .where(c.dossier_id == bindparam("b_id"), c.lease_owner == owner)
+            .values(
+                acked_version=case((c.acked_version > version, c.acked_version), else_=version),
+                acked_status=bindparam("b_status"),
+                exists_at_portal=True,
+                acked_at=now,
+                attempts=0,
+                last_error=None,
+                last_error_code=None,
+                next_attempt_at=now,
+                status=case((caught_up, SyncStatus.ACKED.value), else_=_PENDING),
+                pending_since=case((caught_up, None), else_=c.pending_since),
+                lease_owner=None,
+                lease_expires_at=None,
+            ),
+            [
+                {
+                    "b_id": ack.dossier_id,
+                    "b_version": ack.version,
+                    "b_status": ack.portal_status,
+                    "b_seq": ack.claimed_seq,
+                }
+                for ack in acknowledgements
+            ],
+            execution_options={"synchronize_session": False},
+        )
+
     async def record_failure(
         self,
         dossier_id: int,
@@ -320,16 +371,13 @@ class OutboxRepository(Repository):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def acked_for_readback(self, limit: int) -> Sequence[SyncState]:
-        """Acknowledged rows awaiting read-back, oldest acknowledgement first."""
-        return (
-            await self.session.scalars(
-                select(SyncState)
-                .where(SyncState.status == SyncStatus.ACKED.value)
-                .order_by(SyncState.acked_at)
-                .limit(limit)
-            )
-        ).all()
+    async def acked_for_readback(self, limit: int, unit: str | None = None) -> Sequence[SyncState]:
+        """Acknowledged rows awaiting read-back (of one ``unit``, or all), oldest
+        acknowledgement first."""
+        query = select(SyncState).where(SyncState.status == SyncStatus.ACKED.value)
+        if unit is not None:
+            query = query.where(SyncState.unit == unit)
+        return (await self.session.scalars(query.order_by(SyncState.acked_at).limit(limit))).all()
 
     async def synced_after(self, dossier_id: int, limit: int) -> Sequence[SyncState]:
         """Confirmed rows in id order from ``dossier_id`` on: the rolling read-back sweep

@@ -29,7 +29,7 @@ from app.logs import get_logger
 from app.models import DossierRow, ProgressRow, SyncState
 from app.repositories.dead_letters import DeadLetterRepository
 from app.repositories.dossiers import DossierRepository
-from app.repositories.outbox import OutboxRepository
+from app.repositories.outbox import Acknowledgement, OutboxRepository
 from app.repositories.push_log import PushAttemptRecord, PushLogRepository
 from app.sync.observe import NullObserver, Observer
 from app.sync.portal import (
@@ -274,30 +274,37 @@ class Pusher:
             repository = DossierRepository(session)
             letters = DeadLetterRepository(session)
             await PushLogRepository(session).append([a for w in works for a in w.attempts])
+            # Successes are recorded set-wise (one statement for the round, not one per
+            # dossier): in a healthy round they are nearly all the work.
+            delivered: list[int] = []
+            acknowledged: list[Acknowledgement] = []
             for w in works:
                 if w.requeue:
                     # The portal does not hold the dossier, so it holds none of its steps
                     # (not even those "acknowledged" with it): all go again, in order.
                     await repository.reset_progress_delivery(w.state.dossier_id)
                 elif w.delivered:
-                    await repository.mark_progress_acked(w.delivered, now)
-                    report.progress_delivered += len(w.delivered)
+                    delivered += w.delivered
                 if w.failure is None:
-                    await outbox.record_acked(
-                        w.state.dossier_id,
-                        self.owner,
-                        version=w.dossier.version,
-                        portal_status=w.dossier.status,
-                        claimed_seq=w.state.change_seq,
-                        now=now,
+                    acknowledged.append(
+                        Acknowledgement(
+                            w.state.dossier_id,
+                            w.dossier.version,
+                            w.dossier.status,
+                            w.state.change_seq,
+                        )
                     )
-                    report.acked += 1
                     if w.needs_state:
                         seconds = (now - w.state.changed_at).total_seconds()
                         report.lags.append((w.state.unit, seconds))
                         self.observer.lag(w.state.unit, seconds)
                     continue
                 await self._failed(outbox, letters, w, now, report)
+            if delivered:
+                await repository.mark_progress_acked(delivered, now)
+            await outbox.record_acked_many(acknowledged, self.owner, now)
+            report.progress_delivered += len(delivered)
+            report.acked += len(acknowledged)
 
     async def _failed(
         self,

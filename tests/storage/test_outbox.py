@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import create_session_factory, transaction
 from app.models import SyncStatus
 from app.repositories.dossiers import DossierRepository, IncomingDossier
-from app.repositories.outbox import OutboxRepository, PendingChange
+from app.repositories.outbox import Acknowledgement, OutboxRepository, PendingChange
 from tests.conftest import IsolatedDatabase
 from tests.factories import make_dossier
 
@@ -156,6 +156,62 @@ async def test_a_change_during_the_push_is_not_lost(
     assert state.pending_since == NOW
     [again] = await outbox.claim("w", NOW + timedelta(seconds=2), LEASE, limit=1)
     assert again.pending_version == 2
+
+
+async def test_a_round_of_acks_in_one_call_is_recorded_as_one_by_one(
+    session: AsyncSession, outbox: OutboxRepository
+) -> None:
+    """``record_acked_many`` leaves every row as ``record_acked`` would: caught-up rows
+    acked, a row changed during the push still due, a row whose lease was lost alone."""
+    later = NOW + timedelta(seconds=2)
+    states = []
+    for batched in (False, True):
+        suffix = "H29" if batched else "H26"
+        done, changed, lost = await _dossiers(session, 3, suffix)
+        await _pending(outbox, [done, changed, lost], unit=f"000.00.00.{suffix}")
+        claimed = {
+            row.dossier_id: row
+            for row in await outbox.claim("w", NOW, LEASE, limit=3, unit=f"000.00.00.{suffix}")
+        }
+        await _pending(outbox, [changed], version=2, at=NOW + timedelta(seconds=1))
+        await outbox.release([lost], "w")
+        [taken] = await outbox.claim("other", NOW, LEASE, limit=1, unit=f"000.00.00.{suffix}")
+        assert taken.dossier_id == lost
+        acks = [Acknowledgement(i, 1, "4", claimed[i].change_seq) for i in (done, changed, lost)]
+        if batched:
+            await outbox.record_acked_many(acks, "w", later)
+        else:
+            for ack in acks:
+                await outbox.record_acked(
+                    ack.dossier_id,
+                    "w",
+                    version=ack.version,
+                    portal_status=ack.portal_status,
+                    claimed_seq=ack.claimed_seq,
+                    now=later,
+                )
+        rows = [await outbox.get(i) for i in (done, changed, lost)]
+        states.append(
+            [
+                (
+                    r.status,
+                    r.acked_version,
+                    r.acked_status,
+                    r.pending_version,
+                    r.pending_since,
+                    r.lease_owner,
+                    r.exists_at_portal,
+                    r.acked_at,
+                    r.next_attempt_at,
+                )
+                for r in rows
+                if r is not None
+            ]
+        )
+    one_by_one, batched_states = states
+    assert batched_states == one_by_one
+    assert [s[0] for s in batched_states] == ["acked", "pending", "pending"]
+    assert batched_states[2][5] == "other" and batched_states[2][1] is None
 
 
 async def test_progress_arriving_during_the_push_is_not_lost(

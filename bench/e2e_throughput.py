@@ -1,0 +1,591 @@
+"""End-to-end sync throughput on PostgreSQL, against a raw push and a sequential sync.
+
+Starts the mock portal (``dossier-sync mock-portal``, rate limit off) and the three source
+simulators (OpenCPS, iGate, DVCLT: clean, still, one unit each as in the demo) in
+processes of their own, as the service finds them in production, and migrates a schema
+of its own in a PostgreSQL database (dropped afterwards). Then, from this process:
+
+1. end to end: the sync :class:`~app.sync.engine.Engine` (pollers, pushers, read-back;
+   the service's default settings) takes every dossier of the simulators through the
+   whole path: connector poll → normalise → store (with its outbox row, in one
+   transaction) → claim → push → the portal's acknowledgement. The clock runs from the
+   engine's start until every dossier is acknowledged at its latest version with all
+   its progress records (``sync_state``, ``progress_records``). A change is one dossier
+   brought to the portal with its history (a DVCLT dossier is several queue messages:
+   counted once).
+2. raw push: the very dossiers and progress records that run stored, sent straight to
+   the portal (reset first), in batches of 100 with ``--concurrency`` requests in flight
+   and no database: what this portal takes on this machine.
+3. sequential: an OpenCPS-style sync (portal reset again) of the first ``--sequential``
+   of them, one dossier at a time: ``TraCuuHoSo``, ``DongBoHoSoMC`` (create, or update
+   when found), then one ``CapNhatTienDoHoSoMC`` with its progress records.
+
+Each prints changes (dossiers) per second, and the ratios of the first to the other two
+(targets: ≥ 0.7× the raw push, ≥ 30× the sequential sync). It also prints the CPU time
+each party used during the end-to-end run and the requests the connectors made to the
+sources, which is where that run's time goes. ``--latency-ms`` delays every portal
+answer (a mock-portal fault rule, the same for all three runs) as a network would.
+Usage::
+
+    .venv/bin/python bench/e2e_throughput.py [--dossiers 3000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import multiprocessing
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import migrate
+from app.config import Settings
+from app.db import create_engine, create_session_factory
+from app.domain.agency import unit_of_dossier
+from app.logs import configure_logging
+from app.mockportal.testing import MockPortalControl
+from app.models import DossierRow, ProgressRow
+from app.servers import free_port
+from app.simulators import BackgroundSimulator, SimulatorSettings
+from app.simulators.settings import DEFAULT_UNITS, DIALECTS, Dialect
+from app.sync.engine import Engine
+
+PASSWORD = "demo"  # noqa: S105 - the demo catalogue's public password
+SOURCE_AUTH: dict[str, dict[str, str]] = {
+    "opencps": {"username": "demo", "password": "demo", "group_id": "1"},
+    "igate": {"client_id": "demo", "client_secret": "demo"},
+    "dvclt": {"username": "demo", "password": "demo"},
+}
+# One unit per simulator, as in the demo: two simulators serving the same agencies
+# would hand out the same MaHoSo for different dossiers.
+UNITS = dict(zip(DIALECTS, DEFAULT_UNITS, strict=True))
+BATCH = 100
+CHECK_EVERY_S = 0.1
+TIMEOUT_S = 600.0
+DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
+APPLICATION = "dossier-sync-bench"  # the engine's connections, to find their backends
+
+
+# --- the servers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    dialect: Dialect
+    url: str
+    agency_map: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    portal: str
+    sources: list[Source]
+    portal_pid: int
+    sources_pid: int
+
+
+@contextmanager
+def mock_portal(admin_token: str) -> Iterator[tuple[str, int]]:
+    """``dossier-sync mock-portal`` with the token bucket out of the way (it would
+    decide every figure): ``(url, pid)``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "app", "mock-portal", "--port", str(port)]
+    command += ["--admin-token", admin_token, "--rate", "1000000", "--burst", "1000000"]
+    command += ["--log-level", "warning"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the mock portal did not start")
+            try:
+                httpx.get(f"{url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url, child.pid
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _serve_sources(per_source: int, seed: int, ready: Connection, stop: Event) -> None:
+    """The simulators' process: ``BackgroundSimulator`` threads until ``stop``."""
+    configure_logging("WARNING", "console")
+    with contextlib.ExitStack() as stack:
+        sources: list[Source] = []
+        for index, dialect in enumerate(DIALECTS):
+            settings = SimulatorSettings(
+                seed=seed + index, dossiers=per_source, units=(UNITS[dialect],)
+            )
+            simulator = stack.enter_context(BackgroundSimulator(dialect, settings))
+            agency_map = {str(k): v for k, v in simulator.world.agency_map.items()}
+            sources.append(Source(f"bench-{dialect}", dialect, simulator.url, agency_map))
+        ready.send(sources)
+        stop.wait()
+
+
+@contextmanager
+def servers(per_source: int, seed: int, admin_token: str) -> Iterator[Servers]:
+    with contextlib.ExitStack() as stack:
+        portal, portal_pid = stack.enter_context(mock_portal(admin_token))
+        # Not threads of this process: serving the connectors' requests would then take
+        # the engine's interpreter lock, which a real source system never does.
+        context = multiprocessing.get_context("spawn")
+        receive, send = context.Pipe(duplex=False)
+        stop = context.Event()
+        child = context.Process(
+            target=_serve_sources, args=(per_source, seed, send, stop), name="simulators"
+        )
+        child.start()
+        stack.callback(child.join, 10)
+        stack.callback(stop.set)
+        if not receive.poll(120) or child.pid is None:
+            raise RuntimeError("the simulators did not start")
+        sources: list[Source] = receive.recv()
+        yield Servers(portal, sources, portal_pid, child.pid)
+
+
+def settings_for(database_url: str, portal_url: str, sources: Sequence[Source]) -> Settings:
+    """The service's configuration: defaults for everything but the endpoints."""
+    configured: list[dict[str, Any]] = []
+    for source in sources:
+        entry: dict[str, Any] = {
+            "name": source.name,
+            "dialect": source.dialect,
+            "base_url": source.url,
+            "agencies": [UNITS[source.dialect]],
+            "auth": SOURCE_AUTH[source.dialect],
+        }
+        if source.agency_map:
+            entry["agency_map"] = source.agency_map
+        configured.append(entry)
+    return Settings.model_validate(
+        {
+            "database_url": database_url,
+            "portal": {
+                "base_url": portal_url,
+                "accounts": [
+                    {"unit": unit, "username": unit, "password": PASSWORD}
+                    for unit in UNITS.values()
+                ],
+            },
+            "sources": configured,
+            "logging": {"level": "WARNING", "format": "console"},
+        }
+    )
+
+
+# --- where the CPU went ----------------------------------------------------------------
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its reaped children (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(slots=True)
+class CpuMeter:
+    """CPU seconds each party used over a measurement. PostgreSQL is the server
+    processes of the engine's own connections (``APPLICATION``), whoever else uses the
+    server meanwhile."""
+
+    parties: dict[str, list[int]]
+    checker: Any  # an asyncpg connection to the server
+    start: dict[str, float] = field(default_factory=dict)
+    backends: dict[int, float] = field(default_factory=dict)
+
+    async def _backends(self) -> dict[int, float]:
+        rows = await self.checker.fetch(
+            "select pid from pg_stat_activity where application_name = $1", APPLICATION
+        )
+        return {row["pid"]: _cpu_s(row["pid"]) for row in rows}
+
+    async def begin(self) -> None:
+        self.start = {name: sum(map(_cpu_s, pids)) for name, pids in self.parties.items()}
+        self.backends = await self._backends()
+
+    async def end(self) -> dict[str, float]:
+        used = {
+            name: sum(map(_cpu_s, pids)) - self.start[name] for name, pids in self.parties.items()
+        }
+        backends = await self._backends()
+        used["PostgreSQL"] = sum(cpu - self.backends.get(pid, 0.0) for pid, cpu in backends.items())
+        return used
+
+
+# --- 1. end to end -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def bench_schema(database_url: str) -> AsyncIterator[tuple[URL, str]]:
+    """A schema of its own in the database, dropped afterwards: ``(url, schema)``."""
+    url = make_url(database_url)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield url.set(drivername="postgresql+asyncpg"), schema
+        finally:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()
+
+
+# Every dossier acknowledged at its latest version (nothing newer pending), and no
+# progress record waiting for delivery.
+DONE_SQL = """
+select (select count(*) from dossiers d join sync_state s on s.dossier_id = d.id
+        where s.acked_version = d.version and s.pending_since is null) as acked,
+       (select count(*) from progress_records where acked_at is null) as undelivered
+"""
+
+
+@dataclass(slots=True)
+class Payload:
+    """What the pipeline stored for one dossier: its state and its progress in time
+    order, exactly as pushed."""
+
+    unit: str
+    dossier: dict[str, Any]
+    progress: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class EndToEnd:
+    dossiers: int
+    seconds: float
+    payloads: list[Payload]
+    cpu: dict[str, float]
+    source_requests: int
+
+    @property
+    def progress(self) -> int:
+        return sum(len(p.progress) for p in self.payloads)
+
+
+async def _source_stats(sources: Sequence[Source]) -> tuple[int, int]:
+    """``(dossiers, requests served so far)`` over every simulator."""
+    dossiers = requests = 0
+    async with httpx.AsyncClient(timeout=60) as http:
+        for source in sources:
+            stats = (await http.get(f"{source.url}/_sim/stats")).json()
+            dossiers += stats["dossiers"]
+            requests += sum(
+                n for endpoint, n in stats["requests"].items() if " /_sim/" not in endpoint
+            )
+    return dossiers, requests
+
+
+async def _wait_done(checker: Any, expected: int, engine: asyncio.Task[None]) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        row = await checker.fetchrow(DONE_SQL)
+        if row["acked"] >= expected and row["undelivered"] == 0:
+            return
+        if engine.done():
+            raise SystemExit(f"end to end: the engine stopped: {engine.exception()!r}")
+        if time.monotonic() > deadline:
+            states = await checker.fetch(
+                "select status, count(*), min(last_error) from sync_state group by 1"
+            )
+            quarantined = await checker.fetch(
+                "select reason_code, count(*) from quarantine group by 1"
+            )
+            raise SystemExit(
+                f"end to end: not done after {TIMEOUT_S:.0f} s: {dict(row)} of {expected}; "
+                f"sync states {[tuple(r) for r in states]}, "
+                f"quarantined {[tuple(r) for r in quarantined]}"
+            )
+        await asyncio.sleep(CHECK_EVERY_S)
+
+
+async def _payloads(sessions: async_sessionmaker[AsyncSession]) -> list[Payload]:
+    async with sessions() as session:
+        states = (await session.execute(select(DossierRow.id, DossierRow.state))).all()
+        steps: dict[int, list[dict[str, Any]]] = {}
+        for dossier_id, record in (
+            await session.execute(
+                select(ProgressRow.dossier_id, ProgressRow.record).order_by(
+                    ProgressRow.dossier_id, ProgressRow.occurred_at, ProgressRow.id
+                )
+            )
+        ).all():
+            steps.setdefault(dossier_id, []).append(record)
+    return [
+        Payload(unit_of_dossier(state["MaHoSo"]), state, steps.get(dossier_id, []))
+        for dossier_id, state in states
+    ]
+
+
+async def end_to_end(database_url: str, running: Servers, profile: Path | None) -> EndToEnd:
+    async with bench_schema(database_url) as (url, schema):
+        database = create_engine(
+            url.render_as_string(hide_password=False),
+            connect_args={
+                "server_settings": {"search_path": schema, "application_name": APPLICATION}
+            },
+        )
+        try:
+            await migrate.run_on(database, "upgrade", "head")
+            sessions = create_session_factory(database)
+            settings = settings_for(
+                url.render_as_string(hide_password=False), running.portal, running.sources
+            )
+            expected, requests_before = await _source_stats(running.sources)
+            checker = await asyncpg.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False),
+                server_settings={"search_path": schema},
+            )
+            meter = CpuMeter(
+                {
+                    "sync engine (this process)": [os.getpid()],
+                    "simulators": [running.sources_pid],
+                    "mock portal": [running.portal_pid],
+                },
+                checker,
+            )
+            engine = Engine(settings, sessions, owner="bench")
+            stop = asyncio.Event()
+            profiler = cProfile.Profile() if profile else None
+            await meter.begin()
+            if profiler:
+                profiler.enable()
+            started = time.perf_counter()
+            task = asyncio.create_task(engine.run(stop), name="bench-engine")
+            try:
+                await _wait_done(checker, expected, task)
+                seconds = time.perf_counter() - started
+                if profiler:
+                    profiler.disable()
+                cpu = await meter.end()
+                _, requests_after = await _source_stats(running.sources)
+            finally:
+                stop.set()
+                await task
+                await engine.aclose()
+                await checker.close()
+            if profiler and profile:
+                profiler.dump_stats(profile)
+            payloads = await _payloads(sessions)
+        finally:
+            await database.dispose()
+    return EndToEnd(expected, seconds, payloads, cpu, requests_after - requests_before)
+
+
+# --- 2. and 3.: straight to the portal -----------------------------------------------
+
+
+class Portal:
+    """A bare client of the portal contract: one session per unit, no retries (the
+    portal is told to be reliable)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.sessions: dict[str, str] = {}
+
+    async def login(self) -> None:
+        for unit in UNITS.values():
+            answer = await self.http.post(
+                "/dvcqg/auth",
+                json={"username": unit, "password": PASSWORD},
+                headers={"dstcode": unit},
+            )
+            self.sessions[unit] = answer.json()["session"]
+
+    async def call(
+        self, unit: str, endpoint: str, service: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        body = {"session": self.sessions[unit], "madonvi": unit, "service": service} | fields
+        response = await self.http.post(f"/dvcqg/{endpoint}", json=body, headers={"dstcode": unit})
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def items(
+        self, unit: str, service: str, data: Sequence[dict[str, Any]], **fields: Any
+    ) -> int:
+        """One integration call; how many of ``data`` the portal accepted."""
+        answer = await self.call(unit, "integration", service, fields | {"data": list(data)})
+        if answer.get("error_code") not in (0, 1):
+            raise SystemExit(f"{service}: {answer.get('error_code')} {answer.get('message')}")
+        return sum(1 for item in answer["data"] if item["error_code"] == 0)
+
+
+def _client(portal_url: str, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=portal_url, limits=limits, timeout=60)
+
+
+async def _in_flight(concurrency: int, jobs: Sequence[Callable[[], Awaitable[int]]]) -> int:
+    """Runs ``jobs`` with ``concurrency`` at a time; the sum of what they return."""
+    queue = list(reversed(jobs))
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        while queue:
+            count = await queue.pop()()
+            done += count
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+async def raw_push(portal_url: str, payloads: Sequence[Payload], concurrency: int) -> float:
+    """Seconds to create every dossier and then deliver every progress record, in
+    batches of 100 of one unit each."""
+    by_unit: dict[str, list[Payload]] = {}
+    for payload in payloads:
+        by_unit.setdefault(payload.unit, []).append(payload)
+    async with _client(portal_url, concurrency) as http:
+        portal = Portal(http)
+        await portal.login()
+
+        def job(unit: str, service: str, data: Sequence[dict[str, Any]], **fields: Any) -> Any:
+            return lambda: portal.items(unit, service, data, **fields)
+
+        creates = [
+            job(unit, "DongBoHoSoMC", [p.dossier for p in items[i : i + BATCH]], isUpdating="False")
+            for unit, items in by_unit.items()
+            for i in range(0, len(items), BATCH)
+        ]
+        progress = [
+            job(unit, "CapNhatTienDoHoSoMC", records[i : i + BATCH])
+            for unit, items in by_unit.items()
+            for records in [[r for p in items for r in p.progress]]
+            for i in range(0, len(records), BATCH)
+        ]
+        started = time.perf_counter()
+        accepted = await _in_flight(concurrency, creates)
+        accepted += await _in_flight(concurrency, progress)
+        seconds = time.perf_counter() - started
+    expected = len(payloads) + sum(len(p.progress) for p in payloads)
+    if accepted != expected:
+        raise SystemExit(f"raw push: {accepted} of {expected} items accepted")
+    return seconds
+
+
+async def sequential(portal_url: str, payloads: Sequence[Payload]) -> float:
+    """Seconds for the OpenCPS-style sync of ``payloads``, one dossier at a time."""
+    async with _client(portal_url, 1) as http:
+        portal = Portal(http)
+        await portal.login()
+        started = time.perf_counter()
+        for payload in payloads:
+            unit, dossier = payload.unit, payload.dossier
+            found = await portal.call(unit, "share", "TraCuuHoSo", {"mahoso": dossier["MaHoSo"]})
+            updating = "True" if found.get("error_code") == 0 else "False"
+            if await portal.items(unit, "DongBoHoSoMC", [dossier], isUpdating=updating) != 1:
+                raise SystemExit(f"sequential: {dossier['MaHoSo']} refused")
+            if payload.progress:
+                accepted = await portal.items(unit, "CapNhatTienDoHoSoMC", payload.progress)
+                if accepted != len(payload.progress):
+                    raise SystemExit(f"sequential: progress of {dossier['MaHoSo']} refused")
+        return time.perf_counter() - started
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def _reset(control: MockPortalControl, latency_ms: float) -> None:
+    control.reset("all")
+    if latency_ms:
+        control.add_fault(
+            action={"type": "latency", "latency_ms": latency_ms}, schedule={"kind": "always"}
+        )
+
+
+async def bench(args: argparse.Namespace) -> None:
+    admin_token = secrets.token_urlsafe(16)
+    per_source = max(1, args.dossiers // len(DIALECTS))
+    with servers(per_source, args.seed, admin_token) as running:
+        control = MockPortalControl(running.portal, admin_token)
+        try:
+            _reset(control, args.latency_ms)
+            e2e = await end_to_end(args.database_url, running, args.profile)
+            _reset(control, args.latency_ms)
+            raw_s = await raw_push(running.portal, e2e.payloads, args.concurrency)
+            _reset(control, args.latency_ms)
+            one_by_one = e2e.payloads[: args.sequential]
+            sequential_s = await sequential(running.portal, one_by_one)
+        finally:
+            control.close()
+    e2e_rate = e2e.dossiers / e2e.seconds
+    raw_rate = len(e2e.payloads) / raw_s
+    sequential_rate = len(one_by_one) / sequential_s
+    latency = f", portal latency {args.latency_ms:g} ms" if args.latency_ms else ""
+    print(
+        f"dossiers             {e2e.dossiers} ({per_source} per source × {len(DIALECTS)}), "
+        f"{e2e.progress} progress records{latency}"
+    )
+    print(f"end to end           {e2e_rate:8.0f} changes/s   ({e2e.seconds:.2f} s)")
+    print(
+        f"raw batched push     {raw_rate:8.0f} changes/s   ({raw_s:.2f} s, "
+        f"concurrency {args.concurrency})"
+    )
+    print(
+        f"sequential sync      {sequential_rate:8.1f} changes/s   "
+        f"({sequential_s:.2f} s for {len(one_by_one)})"
+    )
+    print(f"end to end / raw push:     {e2e_rate / raw_rate:6.2f}×   (target ≥ 0.7×)")
+    print(f"end to end / sequential:   {e2e_rate / sequential_rate:6.1f}×   (target ≥ 30×)")
+    print("end-to-end CPU time: " + ", ".join(f"{n} {s:.1f} s" for n, s in e2e.cpu.items()))
+    print(
+        f"requests to the sources: {e2e.source_requests} "
+        f"({e2e.source_requests / e2e.dossiers:.1f} per dossier)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dossiers", type=int, default=3000, help="in all, split per source")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="a PostgreSQL database to make a throwaway schema in",
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="raw push: requests in flight")
+    parser.add_argument("--sequential", type=int, default=300, help="dossiers synced one by one")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of each portal answer")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", type=Path, help="cProfile of this process, end-to-end run")
+    args = parser.parse_args()
+    configure_logging("WARNING", "console")
+    asyncio.run(bench(args))
+    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
