@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -36,7 +36,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.domain.dates import VN_TZ
+from app.domain.dates import month_bounds as month_bounds  # noqa: PLC0414 - re-exported
 from app.logs import get_logger
 from app.models import SyncStatus
 from app.repositories.dead_letters import DeadLetterRepository
@@ -65,14 +65,6 @@ DEFAULT_REFRESH_S = 5.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """The calendar month (Asia/Ho_Chi_Minh) containing ``now``, as UTC bounds."""
-    local = now.astimezone(VN_TZ)
-    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return start.astimezone(UTC), following.astimezone(UTC)
 
 
 # --- what the database holds --------------------------------------------------------------
@@ -108,9 +100,10 @@ async def read_snapshot(
         sources = await SourceRepository(session).list_all()
 
     # 766 indicator 1.4 for now: the agency's dossiers received this month (NgayTiepNhan,
-    # Asia/Ho_Chi_Minh) that are synced, over all of them; no series while an agency has
-    # none. The full definition of indicators-766.md (which dossiers count, and when)
-    # replaces this with the 766 report's issue.
+    # Asia/Ho_Chi_Minh) that are synced (and whose latest source record is not held in
+    # quarantine), over all of them — the query behind the unit sync API too; no series
+    # while an agency has none. The full definition of indicators-766.md (which dossiers
+    # count, and when) replaces this with the 766 report's issue.
     ratio = {(p.unit, p.agency): p.synced / p.received for p in periods if p.received > 0}
 
     dossiers: dict[tuple[str, str], int] = {}

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.logs import get_logger
@@ -27,6 +29,20 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+def _no_bare_number(value: Any) -> Any:
+    # pydantic would read 0.5 or "1700000000" as a Unix time; a caller who sent a number
+    # where a date-time belongs made a mistake, which must be answered, not guessed.
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:30:00+07:00")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_no_bare_number)]
+"""A date-time in ISO 8601 only (query parameters and bodies)."""
 
 
 class ApiError(Exception):
@@ -85,7 +101,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"field": field_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+            # A body that is not JSON is located by its character offset, ("body", 12):
+            # the field at fault is the body itself, and the offset goes in the message.
+            {"field": "body", "message": f"not valid JSON (at character {e['loc'][-1]})"}
+            if e.get("type") == "json_invalid"
+            else {"field": field_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
             for e in error.errors()
         ]
         first = details[0]["field"] if details else "body"
@@ -104,6 +124,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body cannot be read (not JSON, bad encoding)."},
     401: {"model": ErrorBody, "description": "Missing or unknown API key."},
     403: {"model": ErrorBody, "description": "The key lacks the scope, or the unit or agency."},
     422: {"model": ErrorBody, "description": "Invalid request; `details` names each field."},

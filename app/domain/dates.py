@@ -7,7 +7,7 @@ exists only at the portal boundary, so parsing and formatting live here and nowh
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -78,6 +78,15 @@ def to_vn(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(VN_TZ)
+
+
+def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (Asia/Ho_Chi_Minh) containing ``moment``, as UTC bounds
+    ``[start, end)``: the 766 period (indicators-766.md, "Period P")."""
+    local = moment.astimezone(VN_TZ)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return start.astimezone(UTC), following.astimezone(UTC)
 
 
 def _validate_portal_datetime(value: Any) -> datetime:

@@ -29,6 +29,9 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None]
+    # An operator asked for a poll now (API, any process); the poll that starts next
+    # clears it. Through the database because the engine may run in another process.
+    poll_requested_at: Mapped[datetime | None]
 
 
 class PollCheckpoint(Base):

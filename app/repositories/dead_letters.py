@@ -104,3 +104,19 @@ class DeadLetterRepository(Repository):
             .group_by(DeadLetter.unit, DeadLetter.error_code)
         )
         return {(unit, code): count for unit, code, count in rows.all()}
+
+    async def count_open(self, where: DeadLetterFilter) -> int:
+        """How many open dead letters match (a listing's total)."""
+        total = await self.session.scalar(
+            select(func.count()).select_from(DeadLetter).where(*self._open(where))
+        )
+        return int(total or 0)
+
+    async def open_for_dossier(self, dossier_id: int) -> DeadLetter | None:
+        """The dossier's newest open dead letter (why it is dead), if any."""
+        return await self.session.scalar(
+            select(DeadLetter)
+            .where(DeadLetter.dossier_id == dossier_id, DeadLetter.redriven_at.is_(None))
+            .order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc())
+            .limit(1)
+        )

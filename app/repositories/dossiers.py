@@ -6,13 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, null, select, tuple_, update
 
 from app.domain.agency import unit_of_dossier
 from app.domain.dossier import Dossier
 from app.domain.progress import ProgressRecord
-from app.models import DossierRow, ProgressRow, SyncState, SyncStatus
+from app.models import DossierRow, ProgressRow, QuarantineEntry, SyncState, SyncStatus
 from app.models.base import table_of
 from app.repositories.base import Repository
 
@@ -46,13 +47,23 @@ class StoredDossier:
 
 @dataclass(frozen=True, slots=True)
 class AgencyPeriodCount:
-    """Dossiers of one agency received (``NgayTiepNhan``) in a period, and how many of
-    them are synced (read back and confirmed at the portal)."""
+    """Dossiers of one agency received (``NgayTiepNhan``) in a period, split by where
+    each stands: ``synced`` (read back and confirmed at the portal), ``pending`` (work
+    to push, or acknowledged and awaiting read-back — ``acknowledged`` of them),
+    ``dead``, or ``quarantined`` (the source's latest record of a stored dossier is in
+    quarantine, so the portal cannot hold the latest state whatever the outbox says).
+    The four add up to ``received``. ``oldest_pending_since``: the oldest change not yet
+    acknowledged among the pending ones."""
 
     unit: str
     agency: str
     received: int
     synced: int
+    pending: int = 0
+    acknowledged: int = 0
+    dead: int = 0
+    quarantined: int = 0
+    oldest_pending_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +180,15 @@ class DossierRepository(Repository):
         )
         return {row.id: row for row in rows}
 
+    async def content_hashes(self, codes: Iterable[str]) -> dict[str, str]:
+        """``MaHoSo`` → content hash of the stored state, for the codes that are stored."""
+        rows = await self.session.execute(
+            select(DossierRow.ma_ho_so, DossierRow.content_hash).where(
+                DossierRow.ma_ho_so.in_(list(codes))
+            )
+        )
+        return dict(rows.all())
+
     async def ids_by_code(self, codes: Iterable[str]) -> dict[str, int]:
         rows = await self.session.execute(
             select(DossierRow.ma_ho_so, DossierRow.id).where(DossierRow.ma_ho_so.in_(list(codes)))
@@ -176,20 +196,82 @@ class DossierRepository(Repository):
         return dict(rows.all())
 
     async def received_by_agency(
-        self, since: datetime, until: datetime
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        unit: str | None = None,
+        agency: str | None = None,
     ) -> Sequence[AgencyPeriodCount]:
-        """Per agency, the dossiers received in ``[since, until)`` and the synced ones."""
-        synced = func.sum(case((SyncState.status == SyncStatus.SYNCED.value, 1), else_=0))
-        rows = await self.session.execute(
-            select(DossierRow.unit, DossierRow.agency, func.count(), synced)
+        """Per agency (of one ``unit`` or one ``agency``, or all), the dossiers received
+        in ``[since, until)`` by sync state: the figures behind the sync rate (766
+        indicator 1.4), shared by the ``dossier_sync_ratio`` gauge and the unit sync API
+        so that both always tell the same number."""
+        # Open quarantine of a dossier's latest record from the source that stores it
+        # (another source's refusal of the same code says nothing about this copy).
+        held = (
+            select(QuarantineEntry.source_id, QuarantineEntry.ma_ho_so)
+            .where(QuarantineEntry.resolved_at.is_(None), QuarantineEntry.kind == "dossier")
+            .distinct()
+            .subquery()
+        )
+        quarantined = held.c.ma_ho_so.is_not(None)
+        status = SyncState.status
+
+        def count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+            return func.sum(case((quarantined, 0), (condition, 1), else_=0))
+
+        query = (
+            select(
+                DossierRow.unit,
+                DossierRow.agency,
+                func.count(),
+                count(status == SyncStatus.SYNCED.value),
+                count(status.in_([SyncStatus.PENDING.value, SyncStatus.ACKED.value])),
+                count(status == SyncStatus.ACKED.value),
+                count(status == SyncStatus.DEAD.value),
+                func.sum(case((quarantined, 1), else_=0)),
+                func.min(case((quarantined, null()), else_=SyncState.pending_since)),
+            )
             .outerjoin(SyncState, SyncState.dossier_id == DossierRow.id)
+            .outerjoin(
+                held,
+                and_(
+                    held.c.ma_ho_so == DossierRow.ma_ho_so,
+                    held.c.source_id == DossierRow.source_id,
+                ),
+            )
             .where(DossierRow.received_at >= since, DossierRow.received_at < until)
             .group_by(DossierRow.unit, DossierRow.agency)
             .order_by(DossierRow.unit, DossierRow.agency)
         )
+        if unit is not None:
+            query = query.where(DossierRow.unit == unit)
+        if agency is not None:
+            query = query.where(DossierRow.agency == agency)
         return [
-            AgencyPeriodCount(unit, agency, int(received), int(synced or 0))
-            for unit, agency, received, synced in rows.all()
+            AgencyPeriodCount(
+                row_unit,
+                row_agency,
+                int(received),
+                int(synced or 0),
+                pending=int(pending or 0),
+                acknowledged=int(acknowledged or 0),
+                dead=int(dead or 0),
+                quarantined=int(held_count or 0),
+                oldest_pending_since=oldest,
+            )
+            for (
+                row_unit,
+                row_agency,
+                received,
+                synced,
+                pending,
+                acknowledged,
+                dead,
+                held_count,
+                oldest,
+            ) in (await self.session.execute(query)).all()
         ]
 
     # --- progress ---------------------------------------------------------------------
@@ -197,11 +279,19 @@ class DossierRepository(Repository):
     async def add_progress(self, items: Sequence[IncomingProgress]) -> Mapping[int, int]:
         """Store progress records not seen before (same identity = same step, contract
         §3.2). Returns how many new records each dossier got."""
+        added: dict[int, int] = {}
+        for dossier_id, _identity in await self.add_new_progress(items):
+            added[dossier_id] = added.get(dossier_id, 0) + 1
+        return added
+
+    async def add_new_progress(self, items: Sequence[IncomingProgress]) -> set[tuple[int, str]]:
+        """:meth:`add_progress`, answering which records were new: the ``(dossier id,
+        identity hash)`` of each one stored now (push mode answers per record)."""
         fresh: dict[tuple[int, str], IncomingProgress] = {}
         for item in items:
             fresh.setdefault((item.dossier_id, item.record.identity_hash()), item)
         if not fresh:
-            return {}
+            return set()
         known = await self.session.execute(
             select(ProgressRow.dossier_id, ProgressRow.identity_hash).where(
                 tuple_(ProgressRow.dossier_id, ProgressRow.identity_hash).in_(list(fresh))
@@ -210,7 +300,7 @@ class DossierRepository(Repository):
         for key in known.all():
             fresh.pop((key[0], key[1]), None)
         if not fresh:
-            return {}
+            return set()
         await self.session.execute(
             table_of(ProgressRow).insert(),
             [
@@ -225,10 +315,7 @@ class DossierRepository(Repository):
                 for (dossier_id, identity), item in fresh.items()
             ],
         )
-        added: dict[int, int] = {}
-        for dossier_id, _identity in fresh:
-            added[dossier_id] = added.get(dossier_id, 0) + 1
-        return added
+        return set(fresh)
 
     async def undelivered_progress(
         self, dossier_ids: Iterable[int]

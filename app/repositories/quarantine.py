@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app.domain.dossier import canonical_hash
-from app.models import QuarantineEntry
+from app.models import DossierRow, QuarantineEntry
 from app.models.base import table_of
 from app.repositories.base import Repository
 
@@ -27,6 +27,20 @@ class QuarantineItem:
     ma_ho_so: str | None = None
     unit: str | None = None
     agency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineFilter:
+    """Which open entries a listing covers (all given conditions hold). ``unit`` or
+    ``agency``: entries of that unit's (agency's) dossiers; ``unknown_from``: also the
+    entries whose unit could not be read, from these sources."""
+
+    unit: str | None = None
+    agency: str | None = None
+    unknown_from: tuple[int, ...] = ()
+    source_ids: tuple[int, ...] | None = None
+    reason_code: str | None = None
+    kind: str | None = None
 
 
 class QuarantineRepository(Repository):
@@ -139,3 +153,69 @@ class QuarantineRepository(Repository):
             .group_by(QuarantineEntry.unit)
         )
         return {unit: int(count) for unit, count in rows.all()}
+
+    def _open(self, where: QuarantineFilter) -> list[Any]:
+        conditions: list[Any] = [QuarantineEntry.resolved_at.is_(None)]
+        reach: list[Any] = []
+        if where.agency is not None:
+            reach.append(QuarantineEntry.agency == where.agency)
+        elif where.unit is not None:
+            reach.append(QuarantineEntry.unit == where.unit)
+        if reach and where.unknown_from:
+            reach.append(
+                and_(
+                    QuarantineEntry.unit.is_(None),
+                    QuarantineEntry.source_id.in_(list(where.unknown_from)),
+                )
+            )
+        if reach:
+            conditions.append(or_(*reach))
+        if where.source_ids is not None:
+            conditions.append(QuarantineEntry.source_id.in_(list(where.source_ids)))
+        if where.reason_code is not None:
+            conditions.append(QuarantineEntry.reason_code == where.reason_code)
+        if where.kind is not None:
+            conditions.append(QuarantineEntry.kind == where.kind)
+        return conditions
+
+    async def page_open(
+        self, where: QuarantineFilter, *, limit: int = 100, offset: int = 0
+    ) -> tuple[Sequence[QuarantineEntry], int]:
+        """One page of the matching open entries (most recently seen first) and how many
+        match in all."""
+        conditions = self._open(where)
+        total = await self.session.scalar(
+            select(func.count()).select_from(QuarantineEntry).where(*conditions)
+        )
+        entries = await self.session.scalars(
+            select(QuarantineEntry)
+            .where(*conditions)
+            .order_by(QuarantineEntry.last_seen_at.desc(), QuarantineEntry.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return entries.all(), int(total or 0)
+
+    async def open_for_dossier(self, ma_ho_so: str) -> Sequence[QuarantineEntry]:
+        """The open entries of one dossier (its record and its steps, from any source)."""
+        return (
+            await self.session.scalars(
+                select(QuarantineEntry)
+                .where(QuarantineEntry.ma_ho_so == ma_ho_so, QuarantineEntry.resolved_at.is_(None))
+                .order_by(QuarantineEntry.kind, QuarantineEntry.last_seen_at.desc())
+            )
+        ).all()
+
+    async def count_never_stored(self, *, unit: str, agency: str | None = None) -> int:
+        """Dossiers of ``unit`` (or ``agency``) held in quarantine that were never stored
+        valid: their source records exist, but no version of them could be read."""
+        stored = select(DossierRow.id).where(DossierRow.ma_ho_so == QuarantineEntry.ma_ho_so)
+        query = select(func.count(func.distinct(QuarantineEntry.ma_ho_so))).where(
+            QuarantineEntry.resolved_at.is_(None),
+            QuarantineEntry.kind == "dossier",
+            QuarantineEntry.unit == unit,
+            ~stored.exists(),
+        )
+        if agency is not None:
+            query = query.where(QuarantineEntry.agency == agency)
+        return int(await self.session.scalar(query) or 0)

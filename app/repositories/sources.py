@@ -35,10 +35,63 @@ class SourceRepository(Repository):
     async def list_all(self) -> Sequence[Source]:
         return (await self.session.scalars(select(Source).order_by(Source.name))).all()
 
+    async def by_names(self, names: Iterable[str]) -> dict[str, Source]:
+        rows = await self.session.scalars(
+            select(Source)
+            .where(Source.name.in_(list(names)))
+            .execution_options(populate_existing=True)
+        )
+        return {row.name: row for row in rows}
+
+    async def names(self, source_ids: Iterable[int]) -> dict[int, str]:
+        rows = await self.session.execute(
+            select(Source.id, Source.name).where(Source.id.in_(list(source_ids)))
+        )
+        return dict(rows.all())
+
     async def set_paused(self, source_id: int, paused: bool) -> None:
         await self.session.execute(
             update(Source).where(Source.id == source_id).values(paused=paused)
         )
+
+    async def request_poll(self, source_id: int, now: datetime) -> None:
+        """Ask for a poll now: the engine holding the source's lease notices it at its next
+        check (``Engine`` looks every second or so while it waits between polls)."""
+        await self.session.execute(
+            update(Source)
+            .where(Source.id == source_id)
+            .values(poll_requested_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def clear_poll_request(self, source_id: int) -> None:
+        """A poll is starting: it answers every request made before it. A request made
+        while it runs stays (this poll may have read the source before the change that
+        prompted it) and brings another poll."""
+        await self.session.execute(
+            update(Source)
+            .where(Source.id == source_id, Source.poll_requested_at.is_not(None))
+            .values(poll_requested_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def poll_requested(self, source_id: int, owner: str, now: datetime) -> bool:
+        """Whether ``owner`` should poll the source now: a poll was asked for, the source
+        is not paused, and the lease is ``owner``'s or free (another engine's live lease
+        means that engine polls). One primary-key read: cheap enough to ask every second."""
+        found = await self.session.scalar(
+            select(Source.id).where(
+                Source.id == source_id,
+                Source.poll_requested_at.is_not(None),
+                Source.paused.is_(False),
+                or_(
+                    Source.lease_owner.is_(None),
+                    Source.lease_owner == owner,
+                    Source.lease_expires_at <= now,
+                ),
+            )
+        )
+        return found is not None
 
     async def record_poll(self, source_id: int, now: datetime, *, error: str | None = None) -> None:
         """Remember a poll's outcome: success resets the failure streak."""

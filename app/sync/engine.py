@@ -32,6 +32,7 @@ from app.sync.reconcile import Reconciler, ReconcileReport
 log = get_logger("dossier_sync.engine")
 
 IDLE_PUSH_WAIT_S = 0.5  # with nothing due, look again this often (or when woken)
+POLL_REQUEST_CHECK_S = 1.0  # between polls, look for an operator's poll-now this often
 PURGE_EVERY_S = 3600.0
 
 
@@ -90,6 +91,11 @@ class Engine:
             else None
         )
         self._wake = asyncio.Event()  # set when a poll stored changes: push now
+
+    def wake(self) -> None:
+        """Push now rather than at the next idle check: changes were stored outside the
+        pollers (records pushed to the API)."""
+        self._wake.set()
 
     async def aclose(self) -> None:
         for poller in self.pollers:
@@ -161,7 +167,32 @@ class Engine:
             else:
                 failures = failures + 1 if report is not None and report.error else 0
             delay = _poll_delay(poller.settings, failures)
-            await _sleep(stop, delay)
+            await self._wait_for_poll(poller, stop, delay)
+
+    async def _wait_for_poll(self, poller: Poller, stop: asyncio.Event, delay: float) -> None:
+        """Sleep ``delay`` (the poll interval or the failure back-off), but return as soon
+        as an operator asks for a poll now. The request is a column of the source's row
+        (the API may run in another process than this engine), looked at every
+        ``POLL_REQUEST_CHECK_S``: one primary-key read per source and engine."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while not stop.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await _sleep(stop, min(remaining, POLL_REQUEST_CHECK_S))
+            if stop.is_set() or poller.source_id is None:
+                continue
+            try:
+                async with self.sessions() as session:
+                    requested = await SourceRepository(session).poll_requested(
+                        poller.source_id, self.owner, self.clock()
+                    )
+            except Exception as error:  # the database is down: the poll will say so
+                log.warning("poll request check failed", error=type(error).__name__)
+                continue
+            if requested:
+                return
 
     async def _push_loop(self, stop: asyncio.Event) -> None:
         assert self.pusher is not None  # noqa: S101 - only started with a pusher

@@ -254,6 +254,21 @@ async def reevaluate_quarantine(
     return await ingest(session, source_id, normalised, now)
 
 
+async def request_reevaluation(session: AsyncSession, source_id: int, now: datetime) -> None:
+    """Have the next poll of the source run its open quarantine through normalisation
+    again, as after a status-map change (the stored fingerprint no longer matches). It
+    runs in that poll, under the source's lease, so it cannot race the poller's own
+    writes of the same records; and a quarantined raw record is the latest the source
+    sent (a newer valid one would have resolved the entry), so nothing older is stored
+    over something newer. Never commits."""
+    await SourceRepository(session).save_checkpoint(
+        source_id,
+        {"fingerprint": None, "reevaluation_requested_at": now.isoformat()},
+        now,
+        MAPPING_STREAM,
+    )
+
+
 class Poller:
     """Polls one source. Holds its HTTP client (and so its tokens) between polls."""
 
@@ -287,6 +302,7 @@ class Poller:
             if source.paused:
                 report.paused = True
                 return report
+            await sources.clear_poll_request(source.id)  # this poll answers it
             checkpoint = await sources.get_checkpoint(source.id, CURSOR_STREAM)
             context = await load_context(session, self.settings)
             await self._check_mapping(session, source.id, context, report)

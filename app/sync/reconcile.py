@@ -129,6 +129,21 @@ class Reconciler:
                 log.warning("read-back failed", unit=unit, error=str(error))
         return report
 
+    async def reconcile_unit(self, unit: str) -> ReconcileReport:
+        """Read back one unit's acknowledged rows now, oldest first, up to ``batch`` (an
+        operator's "read back now"). The rolling sweep of synced rows stays with
+        :meth:`reconcile_once`, whose position it leaves alone."""
+        report = ReconcileReport()
+        async with self.sessions() as session:
+            rows = list(await OutboxRepository(session).acked_for_readback(self.batch, unit=unit))
+        if rows:
+            try:
+                await self._unit(unit, rows, report)
+            except PortalError as error:
+                report.errors += 1
+                log.warning("read-back failed", unit=unit, error=str(error))
+        return report
+
     async def _unit(self, unit: str, states: Sequence[SyncState], report: ReconcileReport) -> None:
         async with self.sessions() as session:
             repository = DossierRepository(session)

@@ -4,6 +4,7 @@ database of either backend, an httpx client over ASGI, and API keys made on dema
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,13 +66,22 @@ def api_options() -> dict[str, Any]:
     return {}
 
 
+@asynccontextmanager
+async def serving(database: IsolatedDatabase, settings: Settings) -> AsyncIterator[Api]:
+    """The app for ``settings`` on ``database`` (no sync engine in it, as when the
+    engine runs in a worker process), lifespan included."""
+    app = create_app(settings, database=database.engine)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield Api(client, create_session_factory(database.engine), settings)
+
+
 @pytest.fixture
 async def api(
     migrated_database: IsolatedDatabase, api_options: dict[str, Any]
 ) -> AsyncIterator[Api]:
-    settings = api_settings(migrated_database.url, **api_options)
-    app = create_app(settings, database=migrated_database.engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            yield Api(client, create_session_factory(migrated_database.engine), settings)
+    async with serving(
+        migrated_database, api_settings(migrated_database.url, **api_options)
+    ) as api:
+        yield api

@@ -75,6 +75,8 @@ async def expected_gauges(
     month = (local.year, local.month)
     received: Counter[tuple[str, str]] = Counter()
     synced: Counter[tuple[str, str]] = Counter()
+    # A stored dossier whose latest record from its source sits in quarantine is not synced.
+    held = {(e.source_id, e.ma_ho_so) for e in quarantine if e.kind == "dossier"}
     for row in dossiers:
         if row.received_at is None:
             continue
@@ -83,7 +85,8 @@ async def expected_gauges(
             continue
         received[(row.unit, row.agency)] += 1
         state = states.get(row.id)
-        if state is not None and state.status == "synced":
+        in_quarantine = (row.source_id, row.ma_ho_so) in held
+        if state is not None and state.status == "synced" and not in_quarantine:
             synced[(row.unit, row.agency)] += 1
 
     label = {"pending": "pending", "acked": "pending", "synced": "synced", "dead": "dead"}
