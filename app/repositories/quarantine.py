@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 
 from app.domain.dossier import canonical_hash
+from app.domain.storable import storable
 from app.models import DossierRow, QuarantineEntry
 from app.models.base import table_of
 from app.repositories.base import Repository
@@ -54,19 +55,22 @@ class QuarantineRepository(Repository):
         table = table_of(QuarantineEntry)
         statement = self.insert(QuarantineEntry)
         excluded = statement.excluded
+        # A record is often quarantined *because* its text is unfit to store (NUL): keep
+        # it anyway, with such characters replaced, rather than fail the whole page.
+        raw = storable(item.raw)
         await self.session.execute(
             statement.values(
                 source_id=item.source_id,
-                record_key=item.record_key,
+                record_key=storable(item.record_key),
                 kind=item.kind,
-                ma_ho_so=item.ma_ho_so,
+                ma_ho_so=storable(item.ma_ho_so),
                 unit=item.unit,
                 agency=item.agency,
-                raw=item.raw,
-                raw_hash=canonical_hash(item.raw),
+                raw=raw,
+                raw_hash=canonical_hash(raw),
                 reason_code=item.reason_code,
-                reason=item.reason,
-                errors=item.errors,
+                reason=storable(item.reason),
+                errors=storable(item.errors),
                 first_seen_at=now,
                 last_seen_at=now,
                 seen_count=1,

@@ -34,7 +34,6 @@ Nothing here commits.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +46,7 @@ from app.auth import Principal
 from app.domain.agency import agency_of_dossier, is_dossier_code, unit_of
 from app.domain.dossier import Dossier, canonical_json, parse_dossier
 from app.domain.progress import ProgressRecord, parse_progress
+from app.domain.storable import nul_issues, storable
 from app.domain.validation import FieldIssue, RecordInvalid
 from app.repositories.catalogue import CatalogueRepository
 from app.repositories.dossiers import (
@@ -72,7 +72,6 @@ _OWN_REASONS = frozenset({OUT_OF_REACH, DOSSIER_NOT_STORED, UNKNOWN_PROCEDURE})
 
 OUT_OF_REACH_MESSAGE = "ngoài phạm vi đơn vị/cơ quan của khóa API"
 NOT_STORED_MESSAGE = "hồ sơ chưa được lưu: gửi hồ sơ trước (POST /api/v1/dossiers), rồi gửi lại"
-NUL_MESSAGE = "chứa ký tự NUL (\\u0000), không lưu được"
 
 
 class ItemStatus(StrEnum):
@@ -169,7 +168,7 @@ async def ingest_dossiers(
             except RecordInvalid as invalid:
                 item.issues = list(invalid.issues)
             else:
-                item.issues = _unstorable(raw)
+                item.issues = nul_issues(raw)
                 if not item.issues:
                     valid.append((item, dossier))
                     continue
@@ -268,7 +267,7 @@ async def ingest_progress(
                 # Keyed by the step's identity, so that the same step sent again once
                 # its dossier is stored resolves the entry of its first refusal.
                 item.key = f"progress:{record.MaHoSo}:{record.identity_hash()[:32]}"
-                item.issues = _unstorable(raw)
+                item.issues = nul_issues(raw)
                 if not item.issues:
                     parsed.append((item, record))
                     continue
@@ -405,50 +404,12 @@ def _reach_issues(caller: Principal, code: str | None) -> list[FieldIssue]:
 def _raw_key(kind: str, raw: object) -> str:
     """A quarantine key for a record known only by its content: sending the same broken
     record again finds its entry (and counts the sighting) instead of adding one."""
-    digest = hashlib.sha256(canonical_json(_storable(raw))).hexdigest()
+    digest = hashlib.sha256(canonical_json(storable(raw))).hexdigest()
     return f"{kind}:sha256:{digest[:40]}"
-
-
-def _unstorable(raw: object) -> list[FieldIssue]:
-    """Text the database cannot hold although the contract allows it: PostgreSQL's JSON
-    refuses NUL characters, and one such item must not fail the whole batch."""
-    issues: list[FieldIssue] = []
-
-    def walk(value: object, path: tuple[str | int, ...]) -> None:
-        if isinstance(value, str):
-            if "\x00" in value:
-                issues.append(FieldIssue(path, INVALID, NUL_MESSAGE))
-        elif isinstance(value, Mapping):
-            for name, inner in value.items():
-                walk(inner, (*path, str(name)))
-        elif isinstance(value, list):
-            for position, inner in enumerate(value):
-                walk(inner, (*path, position))
-
-    walk(raw, ())
-    return issues
 
 
 def _storable_raw(raw: object) -> dict[str, Any]:
     """The raw item as the quarantine can keep it: a JSON object (a non-object item is
     wrapped as ``{"item": …}``) that both databases accept."""
-    safe = _storable(raw)
+    safe = storable(raw)
     return safe if isinstance(safe, dict) else {"item": safe}
-
-
-def _storable(value: object) -> Any:
-    """``value`` with what JSON columns refuse replaced: lone surrogates and NUL in text
-    (by U+FFFD) and non-finite numbers (by their name). The request's JSON parser lets
-    all three through; the record is refused for them anyway, but must still be kept."""
-    if isinstance(value, str):
-        if value.isascii() and "\x00" not in value:
-            return value
-        text = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return text.replace("\x00", "\ufffd")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {_storable(str(k)): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value

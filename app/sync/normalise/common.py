@@ -21,7 +21,8 @@ from app.domain.dates import VN_TZ, format_portal_datetime
 from app.domain.dossier import Dossier, parse_dossier
 from app.domain.progress import ProgressRecord, parse_progress
 from app.domain.status import DossierStatus
-from app.domain.validation import RecordInvalid
+from app.domain.storable import nul_issues
+from app.domain.validation import FieldIssue, RecordInvalid
 
 # Default maps, source status → TrangThaiHoSo (source-dialects.md). Gaps are on purpose:
 # an unmapped status is quarantined until the deployment maps it.
@@ -254,6 +255,8 @@ def finish_dossier(
             "unknown_procedure" if invalid.first.code == "unknown_procedure" else "invalid"
         )
         return Rejection(key, "dossier", raw, reason_code, invalid.message(), errors, ma_ho_so)
+    if unstorable := nul_issues(builder.form):
+        return _unstorable(key, "dossier", raw, unstorable, ma_ho_so)
     if not context.serves(dossier.agency):
         reason = f"MaHoSo: cơ quan {dossier.agency} không thuộc các đơn vị nguồn này phục vụ"
         return Rejection(
@@ -277,10 +280,22 @@ def finish_progress(
         reason_code, reason = first_reason(builder.problems)
         return Rejection(key, "progress", raw, reason_code, reason, builder.problems, ma_ho_so)
     try:
-        return parse_progress(builder.form)
+        record = parse_progress(builder.form)
     except RecordInvalid as invalid:
         errors = [issue.to_dict() for issue in invalid.issues]
         return Rejection(key, "progress", raw, "invalid", invalid.message(), errors, ma_ho_so)
+    if unstorable := nul_issues(builder.form):
+        return _unstorable(key, "progress", raw, unstorable, ma_ho_so)
+    return record
+
+
+def _unstorable(
+    key: str, kind: str, raw: dict[str, Any], issues: list[FieldIssue], ma_ho_so: str | None
+) -> Rejection:
+    """Valid by the contract, but text PostgreSQL cannot hold: refused here, so that one
+    record cannot fail the whole page that carries it."""
+    errors = [issue.to_dict() for issue in issues]
+    return Rejection(key, kind, raw, "invalid", issues[0].describe(), errors, ma_ho_so)
 
 
 def assemble(
