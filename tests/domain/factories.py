@@ -163,7 +163,7 @@ def result_document(**overrides: object) -> dict[str, Any]:
     return _apply({"GiayToId": "kq-1", "TenGiayTo": "Giấy chứng nhận"}, overrides)
 
 
-def valid_dossier(status: str = "1", **overrides: object) -> dict[str, Any]:
+def valid_dossier(status: str = "1", /, **overrides: object) -> dict[str, Any]:
     """The smallest dossier accepted at ``status``, in portal JSON form."""
     record: dict[str, Any] = {
         "MaHoSo": MA_HO_SO,
@@ -193,7 +193,7 @@ def valid_dossier(status: str = "1", **overrides: object) -> dict[str, Any]:
     return _apply(record, overrides)
 
 
-def full_dossier(status: str = "1", **overrides: object) -> dict[str, Any]:
+def full_dossier(status: str = "1", /, **overrides: object) -> dict[str, Any]:
     """A dossier accepted at ``status`` that carries every field of the contract."""
     record = valid_dossier(
         status,
