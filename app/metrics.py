@@ -13,18 +13,33 @@ Three kinds of numbers, each from where it is true:
   replaces (a background task every few seconds in ``serve`` and ``worker``, and
   ``/metrics`` when the snapshot is stale). Queries on a scrape path would stall the event
   loop's other work behind a slow database, and N scrapers would mean N query sets.
+- **The month's 766 indicators** per agency come from the 766 report itself
+  (``app.sync.reports.unit_report``), so that the gauges and ``GET /api/v1/reports/766``
+  never disagree. A report reads every dossier of the month, so it is an
+  :class:`IndicatorSnapshot` of its own, recomputed in the background once a minute
+  (:data:`INDICATORS_REFRESH_S`) and never on a scrape: a monthly figure loses nothing to
+  a minute's delay, and a slow report cannot hold back the gauges that alerts read.
 - **The portal circuit breaker** (``dossier_sync_circuit_open``) is the one in-process
   gauge: each process has its own breaker, and that is what it reports.
 
 Every process uses a :class:`Metrics` with its own ``CollectorRegistry`` (never the
 global one), so tests can run several side by side.
+
+Several processes are exposed **per process**, not through prometheus-client's
+multiprocess mode: ``serve`` answers ``/metrics`` on its API port, each ``worker`` on its
+``--metrics-port``, Prometheus scrapes every one, and queries sum counters across
+instances (``sum without (instance, job) (rate(...))``) and deduplicate the database
+gauges (``max without (instance, job) (...)``). Multiprocess mode shares counter files
+between processes of one host only — workers scaling out against one PostgreSQL run on
+several — needs its directory wiped at every start, and bypasses custom collectors such as
+the database snapshot. ``docs/observability.md`` has the whole argument.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -37,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.domain.dates import month_bounds as month_bounds  # noqa: PLC0414 - re-exported
+from app.domain.periods import Period
 from app.logs import get_logger
 from app.models import SyncStatus
 from app.repositories.dead_letters import DeadLetterRepository
@@ -44,6 +60,8 @@ from app.repositories.dossiers import DossierRepository
 from app.repositories.outbox import OutboxRepository
 from app.repositories.quarantine import QuarantineRepository
 from app.repositories.sources import SourceRepository
+from app.sync.ingest import PUSH_DIALECT
+from app.sync.reports import unit_report
 
 log = get_logger("dossier_sync.metrics")
 
@@ -61,6 +79,7 @@ _STATE_OF_STATUS = {
 UNKNOWN = "unknown"  # a quarantined record whose unit could not be read
 NO_CODE = "none"  # an item without a portal answer, a dead letter without a portal code
 DEFAULT_REFRESH_S = 5.0
+INDICATORS_REFRESH_S = 60.0
 
 
 def utcnow() -> datetime:
@@ -79,7 +98,8 @@ class DatabaseSnapshot:
     dossiers: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, state)
     oldest_pending_seconds: Mapping[str, float] = field(default_factory=dict)  # unit
     source_last_success: Mapping[str, float] = field(default_factory=dict)  # source → epoch s
-    quarantined: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, reason)
+    source_lag_seconds: Mapping[str, float] = field(default_factory=dict)  # polled source
+    quarantined: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (source, reason)
     dead_letters: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, code)
 
 
@@ -95,7 +115,7 @@ async def read_snapshot(
         oldest = await outbox.oldest_pending()
         quarantine = QuarantineRepository(session)
         quarantined_dossiers = await quarantine.open_dossier_counts()
-        quarantined = await quarantine.open_counts()
+        quarantined = await quarantine.open_counts_by_source()
         dead_letters = await DeadLetterRepository(session).open_counts()
         sources = await SourceRepository(session).list_all()
 
@@ -130,14 +150,51 @@ async def read_snapshot(
             s.name: s.last_success_at.timestamp() if s.last_success_at is not None else 0.0
             for s in sources
         },
-        quarantined={
-            (unit or UNKNOWN, reason): count for (unit, reason), count in quarantined.items()
+        # A source never polled successfully has been without a success since the service
+        # first knew it (its row's creation), so that one that never works alerts too.
+        # Push-mode sources are never polled: no lag to speak of.
+        source_lag_seconds={
+            s.name: max(0.0, (now - (s.last_success_at or s.created_at)).total_seconds())
+            for s in sources
+            if s.dialect != PUSH_DIALECT
         },
+        quarantined=quarantined,
         dead_letters={
             (unit, NO_CODE if code is None else str(code)): count
             for (unit, code), count in dead_letters.items()
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSnapshot:
+    """The computed 766 indicators of every agency for the month of ``taken_at``:
+    (unit, agency, indicator id) → value (0..1) and points; an indicator whose value is
+    null (nothing to count yet) has no entry."""
+
+    taken_at: datetime
+    values: Mapping[tuple[str, str, str], float] = field(default_factory=dict)
+    points: Mapping[tuple[str, str, str], float] = field(default_factory=dict)
+
+
+async def read_indicators(
+    sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> IndicatorSnapshot:
+    """The 766 report of every unit with stored dossiers, for the month of ``now``."""
+    period = Period.containing(now)
+    values: dict[tuple[str, str, str], float] = {}
+    points: dict[tuple[str, str, str], float] = {}
+    async with sessions() as session:
+        for unit in await DossierRepository(session).units():
+            report = await unit_report(session, unit=unit, period=period, now=now)
+            for agency in report.agencies:
+                for indicator in agency.indicators:
+                    key = (unit, agency.agency, indicator.id)
+                    if indicator.value is not None:
+                        values[key] = indicator.value
+                    if indicator.points is not None:
+                        points[key] = indicator.points
+    return IndicatorSnapshot(now, values, points)
 
 
 class DatabaseCollector(Collector):
@@ -146,7 +203,10 @@ class DatabaseCollector(Collector):
     def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
         self.clock = clock
         self.snapshot: DatabaseSnapshot | None = None
+        self.indicators: IndicatorSnapshot | None = None
         self._lock: asyncio.Lock | None = None
+        # Its own lock: a report in progress never holds back the other gauges.
+        self._indicators_lock: asyncio.Lock | None = None
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> DatabaseSnapshot:
         """Read the database and replace the snapshot (concurrent calls queue up)."""
@@ -157,6 +217,17 @@ class DatabaseCollector(Collector):
             self.snapshot = snapshot  # one reference swap: collect() sees old or new
             return snapshot
 
+    async def refresh_indicators(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> IndicatorSnapshot:
+        """Compute the month's 766 report of every unit and replace the indicators."""
+        if self._indicators_lock is None:
+            self._indicators_lock = asyncio.Lock()
+        async with self._indicators_lock:
+            indicators = await read_indicators(sessions, self.clock())
+            self.indicators = indicators
+            return indicators
+
     def age_s(self) -> float | None:
         """Seconds since the snapshot was taken (None: never)."""
         snapshot = self.snapshot
@@ -165,10 +236,32 @@ class DatabaseCollector(Collector):
         return (self.clock() - snapshot.taken_at).total_seconds()
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families(None))
+        return [*self._families(None), *self._indicator_families(None)]
 
     def collect(self) -> Iterable[Metric]:
-        return list(self._families(self.snapshot))
+        return [*self._families(self.snapshot), *self._indicator_families(self.indicators)]
+
+    @staticmethod
+    def _indicator_families(snapshot: IndicatorSnapshot | None) -> Iterator[Metric]:
+        value = GaugeMetricFamily(
+            f"{PREFIX}indicator_766",
+            "The agency's 766 indicator (indicators-766.md; id as in the spec: 1.4, 2.1, "
+            "3.3, 4.1, 6.1, 6.2, 6.4) for the current month, 0..1; no sample while the "
+            "indicator has nothing to count. Recomputed every minute.",
+            labels=["unit", "agency", "indicator"],
+        )
+        points = GaugeMetricFamily(
+            f"{PREFIX}indicator_766_points",
+            "The points the agency's 766 indicator scores this month (the seven computed "
+            "here give at most 56 of the portal's 100); no sample while it has no value.",
+            labels=["unit", "agency", "indicator"],
+        )
+        if snapshot is not None:
+            for key, number in sorted(snapshot.values.items()):
+                value.add_metric(list(key), number)
+            for key, number in sorted(snapshot.points.items()):
+                points.add_metric(list(key), number)
+        yield from (value, points)
 
     def _families(self, snapshot: DatabaseSnapshot | None) -> Iterator[Metric]:
         ratio = GaugeMetricFamily(
@@ -193,10 +286,16 @@ class DatabaseCollector(Collector):
             "When the source was last polled successfully (Unix time; 0: never).",
             labels=["source"],
         )
+        source_lag = GaugeMetricFamily(
+            f"{PREFIX}source_lag_seconds",
+            "Seconds since the source's last successful poll, as the database says when "
+            "read (since it was first seen if it never succeeded; push-mode sources: none).",
+            labels=["source"],
+        )
         quarantined = GaugeMetricFamily(
             f"{PREFIX}quarantined",
-            "Open quarantine entries (dossiers and progress records) per unit and reason.",
-            labels=["unit", "reason"],
+            "Open quarantine entries (dossiers and progress records) per source and reason.",
+            labels=["source", "reason"],
         )
         dead = GaugeMetricFamily(
             f"{PREFIX}dead_letters",
@@ -216,12 +315,14 @@ class DatabaseCollector(Collector):
                 oldest.add_metric([unit], seconds)
             for source, timestamp in sorted(snapshot.source_last_success.items()):
                 last_success.add_metric([source], timestamp)
-            for (unit, reason), count in sorted(snapshot.quarantined.items()):
-                quarantined.add_metric([unit, reason], count)
+            for source, seconds in sorted(snapshot.source_lag_seconds.items()):
+                source_lag.add_metric([source], seconds)
+            for (source, reason), count in sorted(snapshot.quarantined.items()):
+                quarantined.add_metric([source, reason], count)
             for (unit, code), count in sorted(snapshot.dead_letters.items()):
                 dead.add_metric([unit, code], count)
             taken.add_metric([], snapshot.taken_at.timestamp())
-        yield from (ratio, dossiers, oldest, last_success, quarantined, dead, taken)
+        yield from (ratio, dossiers, oldest, last_success, source_lag, quarantined, dead, taken)
 
 
 # --- the circuit breaker of this process ------------------------------------------------
@@ -281,9 +382,13 @@ class Metrics:
     """Every metric of one process, on a registry of its own."""
 
     def __init__(
-        self, registry: CollectorRegistry | None = None, clock: Callable[[], datetime] = utcnow
+        self,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        indicators_interval_s: float = INDICATORS_REFRESH_S,
     ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.indicators_interval_s = indicators_interval_s
         self.push_requests = Counter(
             f"{PREFIX}push_requests",
             "HTTP exchanges with the portal by service and outcome (ok, error_<code>, "
@@ -334,7 +439,9 @@ class Metrics:
             self.source_records.labels(source.name)
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Read every database-derived gauge now, the 766 indicators included."""
         await self.database.refresh(sessions)
+        await self.database.refresh_indicators(sessions)
 
     async def refresh_forever(
         self,
@@ -342,15 +449,19 @@ class Metrics:
         stop: asyncio.Event,
         interval_s: float = DEFAULT_REFRESH_S,
     ) -> None:
-        """Refresh the database snapshot every ``interval_s`` until ``stop`` is set; a
-        failing database leaves the last snapshot in place (its timestamp tells)."""
-        while not stop.is_set():
-            try:
-                await self.database.refresh(sessions)
-            except Exception as error:  # the database is down or not migrated: try again
-                log.warning("metrics refresh failed", error=type(error).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        """Refresh the database snapshot every ``interval_s`` and the 766 indicators
+        every ``indicators_interval_s``, each on its own, until ``stop`` is set; a failing
+        read leaves the last values in place (the snapshot's timestamp tells)."""
+        await asyncio.gather(
+            _every(interval_s, stop, self.database.refresh, sessions, "metrics refresh"),
+            _every(
+                self.indicators_interval_s,
+                stop,
+                self.database.refresh_indicators,
+                sessions,
+                "766 indicators refresh",
+            ),
+        )
 
     def exposition(self) -> bytes:
         """The Prometheus text format (0.0.4) of everything in the registry."""
@@ -361,6 +472,22 @@ class Metrics:
         0.0.4 unless it asks for OpenMetrics or text 1.0.0), and its content type."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+async def _every(
+    interval_s: float,
+    stop: asyncio.Event,
+    refresh: Callable[[async_sessionmaker[AsyncSession]], Awaitable[object]],
+    sessions: async_sessionmaker[AsyncSession],
+    what: str,
+) -> None:
+    while not stop.is_set():
+        try:
+            await refresh(sessions)
+        except Exception as error:  # the database is down or not migrated: try again
+            log.warning(f"{what} failed", error=type(error).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 class PrometheusObserver:

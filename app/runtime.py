@@ -101,10 +101,13 @@ async def running_service(
     refresh_interval_s: float = DEFAULT_REFRESH_S,
     stop_timeout_s: float = STOP_TIMEOUT_S,
     database: AsyncEngine | None = None,
+    exposed: bool = True,
 ) -> AsyncIterator[Service]:
     """Open the database, start the metrics refresh and (``pipeline``) the engine; on
     exit stop them in order (see the module docstring). ``database``: an engine the
-    caller owns (tests, embedding) instead of one on ``settings.database_url``."""
+    caller owns (tests, embedding) instead of one on ``settings.database_url``.
+    ``exposed=False``: nobody scrapes this process (a worker without a metrics port), so
+    it reads no database gauges — the 766 reports among them are not free."""
     db = database or create_engine(settings.database_url)
     sessions = create_session_factory(db)
     service = Service(settings, db, sessions, metrics or Metrics(), refresh_interval_s)
@@ -128,12 +131,13 @@ async def running_service(
                 sources=[s.name for s in settings.sources],
                 units=[a.unit for a in settings.portal.accounts],
             )
-        service.tasks.append(
-            asyncio.create_task(
-                service.metrics.refresh_forever(sessions, stop, refresh_interval_s),
-                name="metrics-refresh",
+        if exposed:
+            service.tasks.append(
+                asyncio.create_task(
+                    service.metrics.refresh_forever(sessions, stop, refresh_interval_s),
+                    name="metrics-refresh",
+                )
             )
-        )
         yield service
     finally:
         stop.set()
@@ -176,7 +180,7 @@ async def run_worker(settings: Settings, *, stop_timeout_s: float = STOP_TIMEOUT
     Returns the exit status (0 after a signal, 1 if the engine died)."""
     stop = _stop_on_signals()
     async with running_service(
-        settings, pipeline=True, role="worker", stop_timeout_s=stop_timeout_s
+        settings, pipeline=True, role="worker", stop_timeout_s=stop_timeout_s, exposed=False
     ) as service:
         assert service.engine_task is not None  # noqa: S101 - pipeline=True
         await _first(stop, service.engine_task)

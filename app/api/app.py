@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api import admin, dossiers, health, ingest, metrics
+from app.api import admin, dossiers, health, ingest, metrics, reports, status_page
 from app.api.errors import install_error_handlers
 from app.api.middleware import RequestContext
 from app.config import Settings
@@ -99,7 +99,9 @@ def _include_api(app: FastAPI) -> None:
     """The provincial API (``/api/v1``): only where the service runs its own API."""
     app.include_router(ingest.router)
     app.include_router(dossiers.router)
+    app.include_router(reports.router)
     app.include_router(admin.router)
+    app.include_router(status_page.router)
 
 
 def _version() -> str:

@@ -15,13 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ServiceDep
 from app.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from app.api.reports import parse_period
 from app.api.security import Reader
+from app.domain.periods import MONTH_PATTERN
 from app.models import SyncStatus
-from app.sync.status import DossierView, Figures, Period, UnitSync, dossier_view, unit_sync
+from app.sync.status import DossierView, Figures, UnitSync, dossier_view, unit_sync
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 
-PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = MONTH_PATTERN  # years 1900–2099, as every period
 NOT_FOUND_MESSAGE = "no such dossier within this key's reach"
 
 State = Literal["pending", "synced", "quarantined", "dead"]
@@ -387,7 +389,7 @@ async def get_unit_sync(
     if code != caller.unit:
         raise ApiError(403, "forbidden", f"unit {code} is outside this key's reach")
     now = datetime.now(UTC)
-    chosen = Period.parse(period) if period is not None else Period.containing(now)
+    chosen = parse_period(period, now)
     async with service.sessions() as session:
         figures = await unit_sync(session, unit=code, agency=caller.agency, period=chosen, now=now)
     return _unit_answer(figures)

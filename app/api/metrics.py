@@ -25,8 +25,9 @@ async def metrics(service: ServiceDep, request: Request) -> Response:
     """Prometheus exposition of this process's registry: counters and the lag histogram
     of what this process did, the portal circuit breaker, and gauges read from the
     database (the same in every process; refreshed in the background every few seconds,
-    and here when the last reading is older than that). Text format 0.0.4, or OpenMetrics
-    / text 1.0.0 when the scraper's `Accept` header asks for them."""
+    and here when the last reading is older than that; the month's 766 indicators once a
+    minute, in the background only). Text format 0.0.4, or OpenMetrics / text 1.0.0 when
+    the scraper's `Accept` header asks for them."""
     collector = service.metrics.database
     age = collector.age_s()
     if age is None or age > service.refresh_interval_s:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,3 +56,10 @@ class CatalogueRepository(Repository):
 
     async def agencies(self) -> Sequence[Agency]:
         return (await self.session.scalars(select(Agency).order_by(Agency.code))).all()
+
+    async def agency_names(self, codes: Iterable[str]) -> dict[str, str]:
+        """``MaCoQuan`` → ``TenCoQuan`` of those of ``codes`` the catalogue knows."""
+        rows = await self.session.execute(
+            select(Agency.code, Agency.name).where(Agency.code.in_(list(codes)))
+        )
+        return dict(rows.all())

@@ -195,6 +195,14 @@ class DossierRepository(Repository):
         )
         return dict(rows.all())
 
+    async def units(self) -> list[str]:
+        """The top-level units with stored dossiers (few: one per portal account), for
+        the per-unit 766 gauges."""
+        rows = await self.session.scalars(
+            select(DossierRow.unit).distinct().order_by(DossierRow.unit)
+        )
+        return list(rows.all())
+
     async def received_by_agency(
         self,
         since: datetime,

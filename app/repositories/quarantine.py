@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from app.domain.dossier import canonical_hash
 from app.domain.storable import storable
-from app.models import DossierRow, QuarantineEntry
+from app.models import DossierRow, QuarantineEntry, Source
 from app.models.base import table_of
 from app.repositories.base import Repository
 
@@ -147,6 +147,18 @@ class QuarantineRepository(Repository):
             .group_by(QuarantineEntry.unit, QuarantineEntry.reason_code)
         )
         return {(unit, reason): count for unit, reason, count in rows.all()}
+
+    async def open_counts_by_source(self) -> dict[tuple[str, str], int]:
+        """Open entries per (source name, reason code): ``dossier_sync_quarantined``. By
+        source rather than unit because a record whose unit could not be read still has
+        the source that sent it, and fixing a mapping is done per source."""
+        rows = await self.session.execute(
+            select(Source.name, QuarantineEntry.reason_code, func.count())
+            .join(Source, Source.id == QuarantineEntry.source_id)
+            .where(QuarantineEntry.resolved_at.is_(None))
+            .group_by(Source.name, QuarantineEntry.reason_code)
+        )
+        return {(source, reason): int(count) for source, reason, count in rows.all()}
 
     async def open_dossier_counts(self) -> dict[str | None, int]:
         """Open entries of kind ``dossier`` per unit (``None``: the unit could not be

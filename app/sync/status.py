@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.domain.agency import agency_of_dossier, is_dossier_code
-from app.domain.dates import VN_TZ, month_bounds
+from app.domain.periods import Period
 from app.models import DeadLetter, DossierRow, ProgressRow, QuarantineEntry, SyncState, SyncStatus
 from app.repositories.dead_letters import DeadLetterRepository
 from app.repositories.dossiers import AgencyPeriodCount, DossierRepository
@@ -111,35 +111,6 @@ def _state(
 
 
 # --- a unit's figures ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A calendar month in Asia/Ho_Chi_Minh time."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> Period:
-        """``YYYY-MM`` (the API validates the shape; this checks the month)."""
-        year, _, month = text.partition("-")
-        period = cls(int(year), int(month))
-        if not 1 <= period.month <= 12:
-            raise ValueError(f"no month {period.month}")
-        return period
-
-    @classmethod
-    def containing(cls, moment: datetime) -> Period:
-        local = moment.astimezone(VN_TZ)
-        return cls(local.year, local.month)
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """``[start, end)`` in UTC: local midnight of the 1st to that of the next 1st."""
-        return month_bounds(datetime(self.year, self.month, 15, 12, tzinfo=VN_TZ))
-
-    def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
 
 
 @dataclass(frozen=True, slots=True)

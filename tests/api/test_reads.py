@@ -21,7 +21,6 @@ from tests.api.seeding import (
     store_dossiers,
 )
 
-NOW = datetime.now(UTC)
 A53, A54 = "000.00.53.H26", "000.00.54.H26"
 
 
@@ -40,9 +39,10 @@ MISSING = code(A53, 99)
 
 
 async def _dossiers(api: Api) -> None:
-    source = await source_id(api.sessions, "h26-opencps", NOW)
+    now = datetime.now(UTC)  # per test: a module-level time ages while others run
+    source = await source_id(api.sessions, "h26-opencps", now)
     received = "20240125083000"
-    read_at = NOW - timedelta(minutes=30)
+    read_at = now - timedelta(minutes=30)
     await store_dossiers(
         api.sessions,
         source,
@@ -64,9 +64,9 @@ async def _dossiers(api: Api) -> None:
             OTHER_AGENCY: "synced",
             OTHER_UNIT: "synced",
         },
-        NOW - timedelta(minutes=20),
+        now - timedelta(minutes=20),
     )
-    await quarantine(api.sessions, source, [Refused(REFUSED_LATER), Refused(NEVER_STORED)], NOW)
+    await quarantine(api.sessions, source, [Refused(REFUSED_LATER), Refused(NEVER_STORED)], now)
 
 
 async def _get(api: Api, key: str, ma_ho_so: str) -> Any:
@@ -192,19 +192,20 @@ UNSTORED = code(A53, 11, "240512")  # quarantined, never stored
 
 
 async def _may(api: Api) -> None:
-    source = await source_id(api.sessions, "h26-opencps", NOW)
+    now = datetime.now(UTC)  # per test: a module-level time ages while others run
+    source = await source_id(api.sessions, "h26-opencps", now)
     # The oldest unacknowledged change of May was read two hours ago, the others one.
     older = {c for c, (_, kind) in MAY.items() if kind == "old-pending"}
     for read_at, codes in (
-        (NOW - timedelta(hours=2), older),
-        (NOW - timedelta(hours=1), set(MAY) - older),
+        (now - timedelta(hours=2), older),
+        (now - timedelta(hours=1), set(MAY) - older),
     ):
         await store_dossiers(
             api.sessions, source, [received_dossier(c, MAY[c][0]) for c in sorted(codes)], read_at
         )
     outcomes: Any = {c: kind for c, (_, kind) in MAY.items() if kind != "old-pending"}
-    await push_outcomes(api.sessions, outcomes, NOW - timedelta(minutes=30))
-    await quarantine(api.sessions, source, [Refused(REFUSED), Refused(UNSTORED)], NOW)
+    await push_outcomes(api.sessions, outcomes, now - timedelta(minutes=30))
+    await quarantine(api.sessions, source, [Refused(REFUSED), Refused(UNSTORED)], now)
 
 
 async def _sync(api: Api, key: str, unit: str = H26, period: str | None = "2024-05") -> Any:
@@ -295,12 +296,13 @@ async def test_the_unit_must_be_a_top_level_unit_code(api: Api, unit: str) -> No
 
 
 async def test_the_default_period_is_this_month_and_matches_the_ratio_gauge(api: Api) -> None:
+    now = datetime.now(UTC)
     today = datetime.now(VN_TZ)
     received = format_portal_datetime(today.replace(hour=0, minute=0, second=1))
     codes = [code(a, n, today.strftime("%y%m%d")) for a, n in ((A53, 1), (A53, 2), (A54, 3))]
-    source = await source_id(api.sessions, "h26-opencps", NOW)
-    await store_dossiers(api.sessions, source, [received_dossier(c, received) for c in codes], NOW)
-    await push_outcomes(api.sessions, {codes[0]: "synced", codes[2]: "synced"}, NOW)
+    source = await source_id(api.sessions, "h26-opencps", now)
+    await store_dossiers(api.sessions, source, [received_dossier(c, received) for c in codes], now)
+    await push_outcomes(api.sessions, {codes[0]: "synced", codes[2]: "synced"}, now)
     body = (await _sync(api, await api.key(H26, ["read"]), period=None)).json()
     assert body["period"] == today.strftime("%Y-%m")
     assert _figures(body) == (3, 2, 1, 0, 0, 0)

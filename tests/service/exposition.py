@@ -1,5 +1,7 @@
 """Reading a Prometheus exposition, and computing what its database gauges should say
-straight from the tables (independently of the repositories the collector uses)."""
+straight from the tables (independently of the repositories the collector uses) — except
+the 766 indicators, whose definitions live in the report (``unit_report``, tested on
+hand-computed cases of its own): here, that each agency's report is what is exported."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.dates import VN_TZ
+from app.domain.periods import Period
 from app.models import DeadLetter, DossierRow, QuarantineEntry, Source, SyncState
+from app.sync.reports import unit_report
 
 Labels = tuple[tuple[str, str], ...]
 
-# service-interface.md, "Metrics": sample name → label names (histograms add `le`).
+# service-interface.md, "Metrics", and the gauges docs/observability.md adds: sample name →
+# label names (histograms add `le`).
 CATALOGUE: dict[str, frozenset[str]] = {
     "dossier_sync_ratio": frozenset({"unit", "agency"}),
     "dossier_sync_dossiers": frozenset({"unit", "state"}),
@@ -29,14 +34,22 @@ CATALOGUE: dict[str, frozenset[str]] = {
     "dossier_sync_source_records_total": frozenset({"source"}),
     "dossier_sync_source_last_success_timestamp_seconds": frozenset({"source"}),
     "dossier_sync_circuit_open": frozenset({"target"}),
+    "dossier_sync_quarantined": frozenset({"source", "reason"}),
+    "dossier_sync_dead_letters": frozenset({"unit", "error_code"}),
+    "dossier_sync_source_lag_seconds": frozenset({"source"}),
+    "dossier_sync_indicator_766": frozenset({"unit", "agency", "indicator"}),
+    "dossier_sync_indicator_766_points": frozenset({"unit", "agency", "indicator"}),
 }
 DATABASE_GAUGES = (
     "dossier_sync_ratio",
     "dossier_sync_dossiers",
     "dossier_sync_oldest_pending_seconds",
     "dossier_sync_source_last_success_timestamp_seconds",
+    "dossier_sync_source_lag_seconds",
     "dossier_sync_quarantined",
     "dossier_sync_dead_letters",
+    "dossier_sync_indicator_766",
+    "dossier_sync_indicator_766_points",
 )
 
 
@@ -70,6 +83,10 @@ async def expected_gauges(
             await session.scalars(select(DeadLetter).where(DeadLetter.redriven_at.is_(None)))
         ).all()
         sources = (await session.scalars(select(Source))).all()
+        source_names = {s.id: s.name for s in sources}
+        indicators, points = await _reported_indicators(
+            session, sorted({row.unit for row in dossiers}), now
+        )
 
     local = now.astimezone(VN_TZ)
     month = (local.year, local.month)
@@ -115,9 +132,16 @@ async def expected_gauges(
         "dossier_sync_source_last_success_timestamp_seconds": {
             (s.name,): s.last_success_at.timestamp() if s.last_success_at else 0.0 for s in sources
         },
+        "dossier_sync_source_lag_seconds": {
+            (s.name,): max(0.0, (now - (s.last_success_at or s.created_at)).total_seconds())
+            for s in sources
+            if s.dialect != "push"
+        },
         "dossier_sync_quarantined": {
             k: float(v)
-            for k, v in Counter((e.unit or "unknown", e.reason_code) for e in quarantine).items()
+            for k, v in Counter(
+                (source_names[e.source_id], e.reason_code) for e in quarantine
+            ).items()
         },
         "dossier_sync_dead_letters": {
             k: float(v)
@@ -125,7 +149,28 @@ async def expected_gauges(
                 (d.unit, "none" if d.error_code is None else str(d.error_code)) for d in letters
             ).items()
         },
+        "dossier_sync_indicator_766": indicators,
+        "dossier_sync_indicator_766_points": points,
     }
+
+
+async def _reported_indicators(
+    session: AsyncSession, units: list[str], now: datetime
+) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    """(unit, agency, indicator id) → value and → points of the month's 766 reports,
+    null values left out."""
+    values: dict[tuple[str, ...], float] = {}
+    points: dict[tuple[str, ...], float] = {}
+    for unit in units:
+        report = await unit_report(session, unit=unit, period=Period.containing(now), now=now)
+        for agency in report.agencies:
+            for indicator in agency.indicators:
+                key = (unit, agency.agency, indicator.id)
+                if indicator.value is not None:
+                    values[key] = indicator.value
+                if indicator.points is not None:
+                    points[key] = indicator.points
+    return values, points
 
 
 GAUGE_LABELS = {
@@ -133,8 +178,11 @@ GAUGE_LABELS = {
     "dossier_sync_dossiers": ("unit", "state"),
     "dossier_sync_oldest_pending_seconds": ("unit",),
     "dossier_sync_source_last_success_timestamp_seconds": ("source",),
-    "dossier_sync_quarantined": ("unit", "reason"),
+    "dossier_sync_source_lag_seconds": ("source",),
+    "dossier_sync_quarantined": ("source", "reason"),
     "dossier_sync_dead_letters": ("unit", "error_code"),
+    "dossier_sync_indicator_766": ("unit", "agency", "indicator"),
+    "dossier_sync_indicator_766_points": ("unit", "agency", "indicator"),
 }
 
 

@@ -4,19 +4,25 @@ agree with the database (and so with every other process)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app.db import create_engine, create_session_factory
+from app.db import create_engine, create_session_factory, transaction
+from app.domain.periods import Period
 from app.metrics import Metrics, PrometheusObserver, month_bounds
 from app.mockportal.testing import MockPortalHandle
 from app.models import DossierRow
+from app.repositories.dossiers import DossierRepository, IncomingDossier
+from app.repositories.quarantine import QuarantineItem, QuarantineRepository
+from app.repositories.sources import SourceRepository
 from app.sync.engine import Engine
 from app.sync.observe import Observer
 from app.sync.poll import Poller, PollReport
+from app.sync.reports import unit_report
 from tests.conftest import IsolatedDatabase
+from tests.factories import RECEIVED_AT, make_dossier
 from tests.service.exposition import (
     CATALOGUE,
     by,
@@ -24,7 +30,7 @@ from tests.service.exposition import (
     expected_gauges,
     samples,
 )
-from tests.service.helpers import settings_from, settings_values
+from tests.service.helpers import eventually, settings_from, settings_values
 from tests.sync.polling import poller_for, seed_catalogue, simulator
 
 G05 = "000.00.00.G05"
@@ -155,7 +161,10 @@ async def test_two_collectors_over_one_database_report_the_same_numbers(
             await poller.poll_once()
         finally:
             await poller.aclose()
-    at = datetime(2024, 5, 20, tzinfo=UTC)
+    async with first_sessions() as session:
+        latest = await session.scalar(select(func.max(DossierRow.received_at)))
+    assert latest is not None
+    at = latest  # the simulated world's month, so that the 766 indicators have series
     one, two = Metrics(clock=lambda: at), Metrics(clock=lambda: at)
     await one.refresh(first_sessions)
     await two.refresh(create_session_factory(migrated_database.engine))
@@ -167,6 +176,8 @@ async def test_two_collectors_over_one_database_report_the_same_numbers(
     assert first == await expected_gauges(first_sessions, at)
     assert sum(first["dossier_sync_dossiers"].values()) > 0
     assert first["dossier_sync_quarantined"]
+    assert first["dossier_sync_indicator_766"]
+    assert first["dossier_sync_indicator_766_points"]
 
 
 def test_the_collector_serves_its_snapshot_without_touching_the_database() -> None:
@@ -217,3 +228,153 @@ async def test_a_crashed_poll_counts_as_an_error(monkeypatch: pytest.MonkeyPatch
         await database.dispose()
     polls = by(samples(metrics.exposition().decode())["dossier_sync_source_polls_total"], "outcome")
     assert polls == {("error",): 1.0}
+
+
+async def test_source_lag_and_quarantine_are_per_source(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """Lag since the last success (since first seen when none; none for push mode), and
+    open quarantine entries by the source that sent them, whether or not their unit
+    could be read."""
+    sessions = create_session_factory(migrated_database.engine)
+    created = datetime(2024, 5, 20, 8, 0, tzinfo=UTC)
+    async with transaction(sessions) as session:
+        sources = SourceRepository(session)
+        polled = await sources.ensure("h26-igate", "igate", created)
+        broken = await sources.ensure("h29-opencps", "opencps", created)
+        push = await sources.ensure("push:000.00.00.H26", "push", created)
+        await sources.record_poll(polled.id, created + timedelta(minutes=3))
+        await sources.record_poll(broken.id, created + timedelta(minutes=4), error="HTTP 503")
+        quarantine = QuarantineRepository(session)
+        entries = [
+            (polled.id, "dossier:1", "000.00.00.H26", "unmapped_status"),
+            (polled.id, "dossier:2", None, "unmapped_status"),
+            (polled.id, "action:3", "000.00.00.H26", "invalid"),
+            (broken.id, "dossier:4", "000.00.00.H29", "unmapped_status"),
+            (push.id, "dossier:5", "000.00.00.H26", "invalid"),
+        ]
+        for source_id, key, unit, reason in entries:
+            await quarantine.put(
+                QuarantineItem(
+                    source_id=source_id,
+                    record_key=key,
+                    kind="progress" if key.startswith("action") else "dossier",
+                    raw={"id": key},
+                    reason_code=reason,
+                    reason="…",
+                    errors=[],
+                    unit=unit,
+                ),
+                created,
+            )
+        await quarantine.resolve(broken.id, ["dossier:4"], created + timedelta(minutes=1))
+
+    at = created + timedelta(minutes=10)
+    metrics = Metrics(clock=lambda: at)
+    await metrics.refresh(sessions)
+    text = metrics.exposition().decode()
+    found = samples(text)
+    assert by(found["dossier_sync_source_lag_seconds"], "source") == {
+        ("h26-igate",): 7 * 60.0,
+        ("h29-opencps",): 10 * 60.0,  # failed polls only: since it was first seen
+    }
+    assert by(found["dossier_sync_quarantined"], "source", "reason") == {
+        ("h26-igate", "unmapped_status"): 2.0,
+        ("h26-igate", "invalid"): 1.0,
+        ("push:000.00.00.H26", "invalid"): 1.0,
+    }
+    assert database_gauges(text) == await expected_gauges(sessions, at)
+
+
+async def test_the_766_indicators_are_each_agencys_report_for_the_month(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """One series per computed indicator and agency, for the month of the clock: the
+    report's value and points, no sample where the report has none (null)."""
+    sessions = create_session_factory(migrated_database.engine)
+    codes = [
+        "000.00.53.H26-240125-00001",
+        "000.00.53.H26-240125-00002",
+        "000.00.12.H26-240125-00001",
+        "000.00.12.H29-240125-00001",
+    ]
+    async with transaction(sessions) as session:
+        await DossierRepository(session).upsert_many(
+            [IncomingDossier(make_dossier(code), read_at=RECEIVED_AT) for code in codes]
+        )
+    at = RECEIVED_AT + timedelta(days=2)  # the same month (Vietnamese time)
+    metrics = Metrics(clock=lambda: at)
+    await metrics.refresh(sessions)
+    found = samples(metrics.exposition().decode())
+    values = by(found["dossier_sync_indicator_766"], "unit", "agency", "indicator")
+    points = by(found["dossier_sync_indicator_766_points"], "unit", "agency", "indicator")
+
+    expected_values: dict[tuple[str, ...], float] = {}
+    expected_points: dict[tuple[str, ...], float] = {}
+    nulls = []
+    async with sessions() as session:
+        for unit in ("000.00.00.H26", "000.00.00.H29"):
+            report = await unit_report(session, unit=unit, period=Period.containing(at), now=at)
+            for agency in report.agencies:
+                for indicator in agency.indicators:
+                    key = (unit, agency.agency, indicator.id)
+                    if indicator.value is None:
+                        nulls.append(key)
+                        continue
+                    expected_values[key] = indicator.value
+                    assert indicator.points is not None
+                    expected_points[key] = indicator.points
+    assert values == expected_values
+    assert points == expected_points
+    assert {agency for _, agency, _ in values} == {
+        "000.00.53.H26",
+        "000.00.12.H26",
+        "000.00.12.H29",
+    }
+    assert {indicator for _, _, indicator in values} <= {
+        "1.4", "2.1", "3.3", "4.1", "6.1", "6.2", "6.4"
+    }  # fmt: skip
+    assert nulls, "a null indicator (nothing to count) to leave out"
+    assert not set(nulls) & set(values)
+    # Nothing is synced yet: 1.4 is a real 0, not left out.
+    assert values[("000.00.00.H26", "000.00.53.H26", "1.4")] == 0.0
+
+    # Next month has no dossiers yet: no series.
+    at = RECEIVED_AT + timedelta(days=40)
+    await metrics.refresh(sessions)
+    found = samples(metrics.exposition().decode())
+    assert not found.get("dossier_sync_indicator_766")
+    assert not found.get("dossier_sync_indicator_766_points")
+
+
+async def test_the_indicators_refresh_on_their_own_slower_schedule(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """The background refresh reads the cheap gauges every interval and the 766 reports
+    every ``indicators_interval_s``: what one transaction adds (a source and a dossier)
+    shows in the cheap gauges at once, in the indicators only at their next computation."""
+    sessions = create_session_factory(migrated_database.engine)
+    metrics = Metrics(clock=lambda: RECEIVED_AT + timedelta(days=1), indicators_interval_s=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(metrics.refresh_forever(sessions, stop, interval_s=0.02))
+    try:
+        first = await eventually(lambda: metrics.database.indicators, "the first indicators")
+        assert not first.values  # an empty database
+        async with transaction(sessions) as session:
+            await DossierRepository(session).upsert_many(
+                [IncomingDossier(make_dossier(), read_at=RECEIVED_AT)]
+            )
+            await SourceRepository(session).ensure("h26-igate", "igate", RECEIVED_AT)
+
+        def seen() -> bool:
+            snapshot = metrics.database.snapshot
+            return snapshot is not None and "h26-igate" in snapshot.source_last_success
+
+        await eventually(seen, "the new source in the cheap gauges")
+        assert metrics.database.indicators is first
+    finally:
+        stop.set()
+        await task
+    await metrics.database.refresh_indicators(sessions)
+    assert metrics.database.indicators is not first
+    assert metrics.database.indicators.values

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.api.app import create_ops_app
 from app.config import Settings
 from app.db import create_session_factory
-from app.metrics import Metrics
+from app.metrics import DatabaseCollector, Metrics
 from app.mockportal.testing import MockPortalHandle
 from app.models import Source, SyncState
 from app.runtime import Service, running_service
@@ -90,3 +90,30 @@ async def test_readiness_reports_a_dead_engine(migrated_database: IsolatedDataba
         "status": "not_ready",
         "reason": "the sync engine stopped (RuntimeError)",
     }
+
+
+async def test_only_a_scraped_process_reads_the_database_gauges(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """``serve`` and ``worker --metrics-port`` refresh their snapshot in the background; a
+    worker without a metrics port is scraped by nobody and spends nothing on it."""
+    settings = Settings(database_url=migrated_database.url)
+    for exposed in (True, False):
+        async with running_service(
+            settings,
+            pipeline=False,
+            refresh_interval_s=0.05,
+            database=migrated_database.engine,
+            exposed=exposed,
+        ) as service:
+            database = service.metrics.database
+
+            def read(database: DatabaseCollector = database) -> bool:
+                return database.snapshot is not None and database.indicators is not None
+
+            if exposed:
+                await eventually(read, "the first snapshot and indicators")
+            else:
+                await asyncio.sleep(0.5)  # ten refresh intervals
+                assert database.snapshot is None
+                assert database.indicators is None
