@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -117,9 +118,12 @@ def poller_for(
     return Poller(source_settings(dialect, url, agency_map=agency_map, **options), factory)
 
 
-async def poll_until_quiet(poller: Poller, limit: int = 20) -> int:
-    """Poll until a poll finds nothing new; returns how many polls it took."""
+async def poll_until_quiet(poller: Poller, limit: int = 20, interval_s: float = 0.0) -> int:
+    """Poll until a poll finds nothing new; returns how many polls it took. ``interval_s``
+    between polls, as a real poller waits (a wall-clock source settles with time)."""
     for count in range(1, limit + 1):
+        if count > 1 and interval_s:
+            await asyncio.sleep(interval_s)
         report = await poller.poll_once()
         assert report.error is None, report.error
         if report.records == 0:

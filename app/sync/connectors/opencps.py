@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -52,6 +52,10 @@ class OpenCPSConnector(Connector):
 
     async def _pages(self, checkpoint: dict[str, Any]) -> AsyncIterator[Page]:
         started = time.monotonic()
+        # Rows stamped this recently may have changed again within their second after an
+        # earlier poll read them (see _processed): read them again whatever their digest.
+        now = datetime.now(UTC)
+        unsettled = (now - WINDOW_MARGIN, now + WINDOW_MARGIN)
         window = Watermark.load(checkpoint)  # `at`: the window's start; `ids`: rows in it
         day = _day(window.at)
         size = self.settings.page_size
@@ -82,7 +86,7 @@ class OpenCPSConnector(Connector):
                 margin = max(size, margin * 2)
                 continue
             resuming = False
-            fresh = [r for r in rows if not _processed(_change(r), window, read)]
+            fresh = [r for r in rows if not _processed(_change(r), window, read, unsettled)]
             details = await self.gather(fresh, self._details)
             records = [
                 SourceRecord(
@@ -139,15 +143,31 @@ def _day(at: datetime | None) -> str | None:
     return at.astimezone(VN_TZ).strftime("%d/%m/%Y") if at is not None else None
 
 
-def _processed(change: Change, window: Watermark, read: dict[str, Change]) -> bool:
+def _processed(
+    change: Change,
+    window: Watermark,
+    read: dict[str, Change],
+    unsettled: tuple[datetime, datetime] | None = None,
+) -> bool:
     """Read already: in this poll, or before it (older than the window, or in it exactly
-    as read then)."""
+    as read then — unless it is *unsettled*).
+
+    A change that only adds a step (no new status) leaves the listed row as it was when
+    it lands in the second the row was last stamped: same ``modifiedDate``, same digest,
+    yet new actions. So a row stamped within ``unsettled`` (the last seconds by this
+    clock) and known only from an earlier poll is read again; the store finds an
+    unchanged record unchanged. Rows of a source whose clock is far from ours (a
+    simulated one) are never unsettled."""
     seen = read.get(change.record_id)
     if seen is not None and seen.digest == change.digest:
         return True
     if window.at is None or change.at is None:
         return False
-    return change.at < window.at or window.ids.get(change.record_id) == change.digest
+    if change.at < window.at:
+        return True
+    if unsettled is not None and unsettled[0] <= change.at <= unsettled[1]:
+        return False
+    return window.ids.get(change.record_id) == change.digest
 
 
 # A change made while a poll runs is stamped no earlier than the second the source's
