@@ -854,3 +854,14 @@ def test_no_messages_is_a_rejection() -> None:
         "invalid",
         [{"path": "messages", "code": "invalid", "message": "trống"}],
     )
+
+
+def test_messages_of_one_time_fold_in_the_queues_numeric_order() -> None:
+    """Two messages stamped in the same second: the one the queue numbered later is the
+    later step. As text, "message:10" sorts before "message:9" (found by the polling
+    property test)."""
+    first = message(9, RECEIVED, "25/01/2024 09:15:00")
+    later = message(10, SENT_TO_MOJ, "25/01/2024 09:15:00", noiDungXuLy="Chuyển Bộ Tư pháp")
+    for order in ([first, later], [later, first]):
+        assert portal(order)["TrangThaiHoSo"] == portal([later])["TrangThaiHoSo"]
+    assert portal([first])["TrangThaiHoSo"] != portal([later])["TrangThaiHoSo"]

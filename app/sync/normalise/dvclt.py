@@ -41,6 +41,13 @@ def message_key(message_id: object) -> str:
     return f"message:{message_id}"
 
 
+def _queue_order(key: str) -> tuple[int, int, str]:
+    """Messages of one time in the order the queue numbered them: ``message:10`` after
+    ``message:9`` (as text it sorts first, and a tie of times was folded wrongly)."""
+    _, _, raw = key.partition(":")
+    return (0, int(raw), "") if raw.isascii() and raw.isdigit() else (1, 0, raw)
+
+
 @dataclass(frozen=True, slots=True)
 class _Message:
     key: str
@@ -107,7 +114,7 @@ def normalise(ma_ho_so: str, messages: list[dict[str, Any]], context: Context) -
             ma_ho_so,
         )
         return Normalised(key, ma_ho_so, None, None, rejections=(rejection,))
-    timeline.sort(key=lambda m: (m.at, m.key))
+    timeline.sort(key=lambda m: (m.at, _queue_order(m.key)))
     dossier = finish_dossier(_form(ma_ho_so, timeline, context), key, raw, context)
     return assemble(key, ma_ho_so, timeline[-1].at, dossier, steps)
 
