@@ -170,22 +170,7 @@ class OutboxRepository(Repository):
         result = await self.session.execute(
             update(SyncState)
             .where(*self._owned(dossier_id, owner))
-            .values(
-                acked_version=case(
-                    (SyncState.acked_version > version, SyncState.acked_version), else_=version
-                ),
-                acked_status=portal_status,
-                exists_at_portal=True,
-                acked_at=now,
-                attempts=0,
-                last_error=None,
-                last_error_code=None,
-                next_attempt_at=now,
-                status=case((caught_up, SyncStatus.ACKED.value), else_=_PENDING),
-                pending_since=case((caught_up, None), else_=SyncState.pending_since),
-                lease_owner=None,
-                lease_expires_at=None,
-            )
+            .values(_acknowledged(version, portal_status, caught_up, now))
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -204,20 +189,7 @@ class OutboxRepository(Repository):
         await self.session.execute(
             update(table_of(SyncState))
             .where(c.dossier_id == bindparam("b_id"), c.lease_owner == owner)
-            .values(
-                acked_version=case((c.acked_version > version, c.acked_version), else_=version),
-                acked_status=bindparam("b_status"),
-                exists_at_portal=True,
-                acked_at=now,
-                attempts=0,
-                last_error=None,
-                last_error_code=None,
-                next_attempt_at=now,
-                status=case((caught_up, SyncStatus.ACKED.value), else_=_PENDING),
-                pending_since=case((caught_up, None), else_=c.pending_since),
-                lease_owner=None,
-                lease_expires_at=None,
-            ),
+            .values(_acknowledged(version, bindparam("b_status"), caught_up, now)),
             [
                 {
                     "b_id": ack.dossier_id,
@@ -418,6 +390,28 @@ class OutboxRepository(Repository):
             .group_by(SyncState.unit)
         )
         return {unit: since for unit, since in rows.all() if since is not None}
+
+
+def _acknowledged(
+    version: object, portal_status: object, caught_up: ColumnElement[bool], now: datetime
+) -> dict[str, object]:
+    """The columns of an acknowledged row (one or a round's, with bound parameters): it
+    leaves the pending set only if nothing changed since the claim (``caught_up``)."""
+    c = table_of(SyncState).c
+    return {
+        "acked_version": case((c.acked_version > version, c.acked_version), else_=version),
+        "acked_status": portal_status,
+        "exists_at_portal": True,
+        "acked_at": now,
+        "attempts": 0,
+        "last_error": None,
+        "last_error_code": None,
+        "next_attempt_at": now,
+        "status": case((caught_up, SyncStatus.ACKED.value), else_=_PENDING),
+        "pending_since": case((caught_up, None), else_=c.pending_since),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 def _acked_part(version: int | None, status: str | None) -> dict[str, object]:
