@@ -114,10 +114,27 @@ def mask(kind: PersonalKind, value: str) -> str:
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PLUS_PHONE_RE = re.compile(r"\+[0-9]{8,15}(?![0-9])")
 _DIGITS_RE = re.compile(r"(?<![0-9])[0-9]{8,13}(?:-[0-9]{3})?(?![0-9])")
+# Request ids, UUIDs and content hashes are hex: one may hold a run of eight digits by
+# chance, and masking it would break the id a log line is searched by. A token of 16 or
+# more hex characters (dashes allowed) with a letter in it is an identifier, not a person.
+_HEX_ID_RE = re.compile(
+    r"(?<![\w-])(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F](?:-?[0-9a-fA-F]){15,}(?![\w-])"
+)
 
 
 def scrub_text(text: str) -> str:
     """Mask anything in free text that looks like an e-mail, phone or id number."""
+    kept = _HEX_ID_RE.split(text)
+    if len(kept) > 1:
+        identifiers = _HEX_ID_RE.findall(text)
+        parts = [_scrub_plain(kept[0])]
+        for identifier, rest in zip(identifiers, kept[1:], strict=True):
+            parts += [identifier, _scrub_plain(rest)]
+        return "".join(parts)
+    return _scrub_plain(text)
+
+
+def _scrub_plain(text: str) -> str:
     text = _EMAIL_RE.sub(lambda m: mask_email(m.group()), text)
     text = _PLUS_PHONE_RE.sub(lambda m: mask_phone(m.group()), text)
     return _DIGITS_RE.sub(lambda m: mask_id_number(m.group()), text)

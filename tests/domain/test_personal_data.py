@@ -267,6 +267,27 @@ def test_scrub_text_keeps_portal_codes_and_dates(text: str) -> None:
     assert scrub_text(text) == text
 
 
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "5c9ae123b8a8412345677a29c0fc8ad7",  # a request id with eight digits in a row
+        "0b2d6e41-1234-5678-9012-3456789abcde",  # a UUID
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # sha-256
+    ],
+)
+def test_scrub_text_keeps_hex_identifiers_that_hold_digit_runs(identifier: str) -> None:
+    text = f"request_id={identifier} CCCD 001204567845"
+    assert scrub_text(text) == f"request_id={identifier} CCCD 0012******45"
+
+
+@PROPERTY
+@given(st.from_regex(r"[0-9]{16,32}", fullmatch=True))
+def test_a_long_run_of_digits_alone_is_not_taken_for_a_hex_identifier(digits: str) -> None:
+    # No letter, so not an identifier: the 8–13 digit rule still applies to its parts.
+    assert scrub_text(f"x {digits} y") == f"x {digits} y"  # 14+ digits are kept (dates)
+    assert "0912345678" not in scrub_text(f"{digits[:3]}a 0912345678")
+
+
 def test_scrub_text_in_a_realistic_message() -> None:
     text = (
         "Hồ sơ 000.00.53.H26-240125-00012 tiếp nhận 20240125083000: "
