@@ -5,18 +5,19 @@ Three kinds of numbers, each from where it is true:
 - **What this process did** — counters of polls, records, portal requests and item
   answers, and the lag histogram — are updated by :class:`PrometheusObserver`, which the
   pipeline stages call (``app.sync.observe.Observer``).
-- **What the database holds** — dossiers per state, the month's sync rate, the oldest
-  pending change, source health, quarantine and dead letters — is read from the database
-  by :class:`DatabaseCollector`, so every worker and the API report the same numbers
+- **What the database holds** — dossiers per state, the oldest pending change, source
+  health, quarantine and dead letters — is read from the database by
+  :class:`DatabaseCollector`, so every worker and the API report the same numbers
   however many processes run. The collector never does I/O while Prometheus collects: it
   serves the last :class:`DatabaseSnapshot`, which an async :meth:`DatabaseCollector.refresh`
   replaces (a background task every few seconds in ``serve`` and ``worker``, and
   ``/metrics`` when the snapshot is stale). Queries on a scrape path would stall the event
   loop's other work behind a slow database, and N scrapers would mean N query sets.
-- **The month's 766 indicators** per agency come from the 766 report itself
-  (``app.sync.reports.unit_report``), so that the gauges and ``GET /api/v1/reports/766``
-  never disagree. A report reads every dossier of the month, so it is an
-  :class:`IndicatorSnapshot` of its own, recomputed in the background once a minute
+- **The month's 766 indicators** per agency, the sync rate ``dossier_sync_ratio``
+  (indicator 1.4) among them, come from the 766 report itself
+  (``app.sync.reports.unit_report``), so that the gauges, the unit sync API and
+  ``GET /api/v1/reports/766`` never disagree. A report reads every dossier of the month,
+  so it is an :class:`IndicatorSnapshot` of its own, recomputed in the background once a minute
   (:data:`INDICATORS_REFRESH_S`) and never on a scrape: a monthly figure loses nothing to
   a minute's delay, and a slow report cannot hold back the gauges that alerts read.
 - **The portal circuit breaker** (``dossier_sync_circuit_open``) is the one in-process
@@ -80,6 +81,7 @@ UNKNOWN = "unknown"  # a quarantined record whose unit could not be read
 NO_CODE = "none"  # an item without a portal answer, a dead letter without a portal code
 DEFAULT_REFRESH_S = 5.0
 INDICATORS_REFRESH_S = 60.0
+SYNC_RATE_INDICATOR = "1.4"  # dossier_sync_ratio is this indicator under its own name
 
 
 def utcnow() -> datetime:
@@ -94,11 +96,11 @@ class DatabaseSnapshot:
     """The database-derived gauges at ``taken_at`` (label values → value)."""
 
     taken_at: datetime
-    ratio: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (unit, agency)
     dossiers: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, state)
     oldest_pending_seconds: Mapping[str, float] = field(default_factory=dict)  # unit
     source_last_success: Mapping[str, float] = field(default_factory=dict)  # source → epoch s
     source_lag_seconds: Mapping[str, float] = field(default_factory=dict)  # polled source
+    source_paused: Mapping[str, bool] = field(default_factory=dict)  # polled source
     quarantined: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (source, reason)
     dead_letters: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, code)
 
@@ -107,9 +109,7 @@ async def read_snapshot(
     sessions: async_sessionmaker[AsyncSession], now: datetime
 ) -> DatabaseSnapshot:
     """Run the repository queries behind the database gauges (one read-only session)."""
-    since, until = month_bounds(now)
     async with sessions() as session:
-        periods = await DossierRepository(session).received_by_agency(since, until)
         outbox = OutboxRepository(session)
         backlog = await outbox.backlog()
         oldest = await outbox.oldest_pending()
@@ -118,13 +118,6 @@ async def read_snapshot(
         quarantined = await quarantine.open_counts_by_source()
         dead_letters = await DeadLetterRepository(session).open_counts()
         sources = await SourceRepository(session).list_all()
-
-    # 766 indicator 1.4 for now: the agency's dossiers received this month (NgayTiepNhan,
-    # Asia/Ho_Chi_Minh) that are synced (and whose latest source record is not held in
-    # quarantine), over all of them — the query behind the unit sync API too; no series
-    # while an agency has none. The full definition of indicators-766.md (which dossiers
-    # count, and when) replaces this with the 766 report's issue.
-    ratio = {(p.unit, p.agency): p.synced / p.received for p in periods if p.received > 0}
 
     dossiers: dict[tuple[str, str], int] = {}
     for row in backlog:
@@ -140,7 +133,6 @@ async def read_snapshot(
 
     return DatabaseSnapshot(
         taken_at=now,
-        ratio=ratio,
         dossiers=dossiers,
         oldest_pending_seconds={
             unit: max(0.0, (now - oldest[unit]).total_seconds()) if unit in oldest else 0.0
@@ -158,6 +150,7 @@ async def read_snapshot(
             for s in sources
             if s.dialect != PUSH_DIALECT
         },
+        source_paused={s.name: s.paused for s in sources if s.dialect != PUSH_DIALECT},
         quarantined=quarantined,
         dead_letters={
             (unit, NO_CODE if code is None else str(code)): count
@@ -243,6 +236,13 @@ class DatabaseCollector(Collector):
 
     @staticmethod
     def _indicator_families(snapshot: IndicatorSnapshot | None) -> Iterator[Metric]:
+        ratio = GaugeMetricFamily(
+            f"{PREFIX}ratio",
+            "Current month's sync rate: 766 indicator 1.4 of the agency as the 766 report "
+            "computes it (NgayTiepNhan in the month, Asia/Ho_Chi_Minh; statuses 1 and 3 "
+            "left out; the portal's count when larger). Recomputed every minute.",
+            labels=["unit", "agency"],
+        )
         value = GaugeMetricFamily(
             f"{PREFIX}indicator_766",
             "The agency's 766 indicator (indicators-766.md; id as in the spec: 1.4, 2.1, "
@@ -259,17 +259,14 @@ class DatabaseCollector(Collector):
         if snapshot is not None:
             for key, number in sorted(snapshot.values.items()):
                 value.add_metric(list(key), number)
+                unit, agency, indicator = key
+                if indicator == SYNC_RATE_INDICATOR:
+                    ratio.add_metric([unit, agency], number)
             for key, number in sorted(snapshot.points.items()):
                 points.add_metric(list(key), number)
-        yield from (value, points)
+        yield from (ratio, value, points)
 
     def _families(self, snapshot: DatabaseSnapshot | None) -> Iterator[Metric]:
-        ratio = GaugeMetricFamily(
-            f"{PREFIX}ratio",
-            "Current month's sync rate (766 indicator 1.4): synced over received dossiers "
-            "of the agency, NgayTiepNhan in the month (Asia/Ho_Chi_Minh).",
-            labels=["unit", "agency"],
-        )
         dossiers = GaugeMetricFamily(
             f"{PREFIX}dossiers",
             "Dossiers per unit and sync state (pending includes acknowledged ones not yet "
@@ -292,6 +289,12 @@ class DatabaseCollector(Collector):
             "read (since it was first seen if it never succeeded; push-mode sources: none).",
             labels=["source"],
         )
+        paused = GaugeMetricFamily(
+            f"{PREFIX}source_paused",
+            "1 while an operator has paused the polled source (its lag then grows on "
+            "purpose), else 0.",
+            labels=["source"],
+        )
         quarantined = GaugeMetricFamily(
             f"{PREFIX}quarantined",
             "Open quarantine entries (dossiers and progress records) per source and reason.",
@@ -307,8 +310,6 @@ class DatabaseCollector(Collector):
             "When the database gauges were read (Unix time).",
         )
         if snapshot is not None:
-            for (unit, agency), value in sorted(snapshot.ratio.items()):
-                ratio.add_metric([unit, agency], value)
             for (unit, state), count in sorted(snapshot.dossiers.items()):
                 dossiers.add_metric([unit, state], count)
             for unit, seconds in sorted(snapshot.oldest_pending_seconds.items()):
@@ -317,12 +318,14 @@ class DatabaseCollector(Collector):
                 last_success.add_metric([source], timestamp)
             for source, seconds in sorted(snapshot.source_lag_seconds.items()):
                 source_lag.add_metric([source], seconds)
+            for source, is_paused in sorted(snapshot.source_paused.items()):
+                paused.add_metric([source], 1.0 if is_paused else 0.0)
             for (source, reason), count in sorted(snapshot.quarantined.items()):
                 quarantined.add_metric([source, reason], count)
             for (unit, code), count in sorted(snapshot.dead_letters.items()):
                 dead.add_metric([unit, code], count)
             taken.add_metric([], snapshot.taken_at.timestamp())
-        yield from (ratio, dossiers, oldest, last_success, source_lag, quarantined, dead, taken)
+        yield from (dossiers, oldest, last_success, source_lag, paused, quarantined, dead, taken)
 
 
 # --- the circuit breaker of this process ------------------------------------------------

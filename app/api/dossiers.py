@@ -287,9 +287,19 @@ class SyncFigures(BaseModel):
     quarantined: int = Field(description="Of those, the source's latest record refused.")
     dead: int = Field(description="Of those, given up until a redrive.")
     sync_rate: float | None = Field(
-        description="766 indicator 1.4 as this service computes it: synced / received; "
-        "null when nothing was received (not 0, not 1).",
+        description="766 indicator 1.4, as the 766 report computes it: "
+        "`sync_rate_numerator / sync_rate_denominator`; null when the denominator is 0 "
+        "(not 0, not 1).",
         examples=[0.97],
+    )
+    sync_rate_numerator: int = Field(
+        description="1.4's numerator: dossiers received in the period (statuses 1 and 3 "
+        "left out, as the indicator says) whose latest status and result the portal "
+        "holds, confirmed by read-back. At most `synced`."
+    )
+    sync_rate_denominator: int = Field(
+        description="1.4's denominator: the larger of the dossiers received in the "
+        "period at the source (statuses 1 and 3 left out) and those the portal holds."
     )
     oldest_pending_age_s: float | None = Field(
         description="Age in seconds of the oldest change not yet acknowledged by the "
@@ -319,7 +329,9 @@ class UnitSyncAnswer(SyncFigures):
                     "acknowledged": 2,
                     "quarantined": 3,
                     "dead": 1,
-                    "sync_rate": 0.9167,
+                    "sync_rate": 0.9244,
+                    "sync_rate_numerator": 110,
+                    "sync_rate_denominator": 119,
                     "oldest_pending_age_s": 42.5,
                     "quarantined_never_stored": 2,
                     "agencies": [],
@@ -374,14 +386,16 @@ async def get_unit_sync(
     ] = None,
 ) -> UnitSyncAnswer:
     """Of the unit's dossiers received (`NgayTiepNhan`) in the period: how many are
-    synced, pending, quarantined and dead, the sync rate (766 indicator 1.4, the same
-    number as the `dossier_sync_ratio` gauge for the current month) and the age of the
-    oldest change still waiting for the portal, for the unit and per agency.
+    synced, pending, quarantined and dead, the sync rate (766 indicator 1.4 exactly as
+    `GET /api/v1/reports/766` computes it, the same number as the `dossier_sync_ratio`
+    gauge for the current month) and the age of the oldest change still waiting for the
+    portal, for the unit and per agency.
 
-    The sync rate counts as synced only dossiers whose latest version read-back confirmed
-    and whose latest source record is not in quarantine. Not yet applied (they come with
-    the 766 report): the indicator's exclusion of statuses 1 and 3 from the received, and
-    the portal's own received count in the denominator.
+    A dossier counts as synced only when read-back confirmed its latest version and its
+    latest source record is not in quarantine. The rate follows the indicator, so it
+    counts fewer dossiers than `received`: statuses 1 and 3 are left out, and the
+    portal's own count of the period's dossiers is the denominator when it is larger;
+    its numerator and denominator are given.
 
     Needs a key of the unit. An agency's key gets its agency's figures only (`agency`
     says so); another unit's key gets 403.
@@ -405,6 +419,8 @@ def _figures(figures: Figures, now: datetime) -> dict[str, Any]:
         "quarantined": figures.quarantined,
         "dead": figures.dead,
         "sync_rate": figures.rate,
+        "sync_rate_numerator": 0 if figures.sync is None else figures.sync.numerator,
+        "sync_rate_denominator": 0 if figures.sync is None else figures.sync.denominator,
         "oldest_pending_age_s": None
         if oldest is None
         else max(0.0, (now - oldest).total_seconds()),

@@ -301,10 +301,11 @@ Số liệu lúc <span class="en">(as of)</span>: <strong>{_e(local_time(found.n
 {"".join(sections)}
 </main>
 <footer>
-<p>Tỷ lệ đồng bộ = số hồ sơ đã đồng bộ (Cổng đã nhận và đối soát xác nhận trạng thái mới
-nhất) / số hồ sơ tiếp nhận trong tháng (theo <code>NgayTiepNhan</code>, giờ Việt Nam) —
-chỉ số 1.4 của Quyết định 766/QĐ-TTg theo cách dịch vụ tính. Tỷ lệ được làm tròn xuống.
-<span class="en">Sync rate = synced / received in the month, rounded down.</span></p>
+<p>Tỷ lệ đồng bộ = chỉ số 1.4 của Quyết định 766/QĐ-TTg: số hồ sơ tiếp nhận trong tháng
+(theo <code>NgayTiepNhan</code>, giờ Việt Nam; trừ trạng thái 1 và 3) mà Cổng đã nhận
+trạng thái mới nhất, được đối soát xác nhận / số lớn hơn giữa hồ sơ tiếp nhận tại hệ
+thống nguồn và hồ sơ Cổng đang giữ. Tỷ lệ được làm tròn xuống.
+<span class="en">Sync rate = 766 indicator 1.4, as in the 766 report, rounded down.</span></p>
 <p>Trang này chỉ hiển thị số liệu tổng hợp, không có mã hồ sơ hay thông tin cá nhân.
 <span class="en">Aggregates only: no dossier codes, no personal data.</span>
 Số liệu máy đọc: <a href="metrics">/metrics</a>.</p>

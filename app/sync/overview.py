@@ -29,7 +29,6 @@ from app.repositories.dead_letters import DeadLetterRepository
 from app.repositories.outbox import OutboxRepository
 from app.repositories.quarantine import QuarantineRepository
 from app.repositories.sources import SourceRepository
-from app.sync.reports import unit_report
 from app.sync.status import UnitSync, unit_sync
 
 
@@ -106,7 +105,7 @@ async def overview(
                 ),
                 quarantine=quarantine.get(unit, {}),
                 dead_letters=letters.get(unit, {}),
-                report=await unit_report(session, unit=unit, period=period, now=now),
+                report=figures.report,
             )
         )
     codes = set(units) | {agency for u in found for agency in u.sync.agencies}

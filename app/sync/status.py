@@ -20,7 +20,7 @@ Nothing here commits; reads use a plain session.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.domain.agency import agency_of_dossier, is_dossier_code
+from app.domain.indicators import IndicatorValue, UnitReport
 from app.domain.periods import Period
 from app.models import DeadLetter, DossierRow, ProgressRow, QuarantineEntry, SyncState, SyncStatus
 from app.repositories.dead_letters import DeadLetterRepository
@@ -35,6 +36,7 @@ from app.repositories.dossiers import AgencyPeriodCount, DossierRepository
 from app.repositories.outbox import OutboxRepository
 from app.repositories.quarantine import QuarantineRepository
 from app.repositories.sources import SourceRepository
+from app.sync.reports import unit_report
 
 
 class DossierState(StrEnum):
@@ -122,12 +124,17 @@ class Figures:
     quarantined: int = 0
     dead: int = 0
     oldest_pending_since: datetime | None = None
+    # 766 indicator 1.4 over the same dossiers, from the 766 report (it counts fewer
+    # dossiers than ``received``: statuses 1 and 3 are left out, and the portal's own
+    # count may be the denominator). A sum of figures has none: a ratio of sums is the
+    # report's total, not a sum of ratios.
+    sync: IndicatorValue | None = None
 
     @property
     def rate(self) -> float | None:
-        """766 indicator 1.4 as the service computes it: synced over received; None when
-        nothing was received (a ratio over 0 is not 0 and not 1)."""
-        return self.synced / self.received if self.received else None
+        """766 indicator 1.4 (the report's, so the same number as ``dossier_sync_ratio``
+        and ``GET /api/v1/reports/766``); None when nothing counts (not 0, not 1)."""
+        return None if self.sync is None else self.sync.value
 
     def __add__(self, other: Figures) -> Figures:
         oldest = [t for t in (self.oldest_pending_since, other.oldest_pending_since) if t]
@@ -142,7 +149,7 @@ class Figures:
         )
 
     @classmethod
-    def of(cls, count: AgencyPeriodCount) -> Figures:
+    def of(cls, count: AgencyPeriodCount, sync: IndicatorValue | None) -> Figures:
         return cls(
             count.received,
             count.synced,
@@ -151,6 +158,7 @@ class Figures:
             count.quarantined,
             count.dead,
             count.oldest_pending_since,
+            sync,
         )
 
 
@@ -165,6 +173,7 @@ class UnitSync:
     agencies: dict[str, Figures]
     never_stored: int  # quarantined dossiers with no stored version, any period
     now: datetime
+    report: UnitReport  # the period's 766 report the sync rates come from
 
     @property
     def oldest_pending_age_s(self) -> float | None:
@@ -181,16 +190,19 @@ async def unit_sync(
     now: datetime | None = None,
 ) -> UnitSync:
     """The unit's (or one of its agencies') dossiers received in ``period``, by state,
-    from the query behind the ``dossier_sync_ratio`` gauge (so both tell one number).
-    The caller checks the reach."""
+    with each one's sync rate taken from the period's 766 report (indicator 1.4, the
+    number behind the ``dossier_sync_ratio`` gauge). The caller checks the reach."""
     now = now or datetime.now(UTC)
     since, until = period.bounds()
     counts = await DossierRepository(session).received_by_agency(
         since, until, unit=unit, agency=agency
     )
-    agencies = {c.agency: Figures.of(c) for c in counts}
+    report = await unit_report(session, unit=unit, period=period, now=now, agency=agency)
+    rates = {entry.agency: entry.indicator("1.4") for entry in report.agencies}
+    agencies = {c.agency: Figures.of(c, rates.get(c.agency)) for c in counts}
     total = Figures()
     for figures in agencies.values():
         total += figures
+    total = replace(total, sync=report.total.indicator("1.4"))  # an agency's own, for one
     never_stored = await QuarantineRepository(session).count_never_stored(unit=unit, agency=agency)
-    return UnitSync(unit, agency, period, since, until, total, agencies, never_stored, now)
+    return UnitSync(unit, agency, period, since, until, total, agencies, never_stored, now, report)

@@ -23,6 +23,7 @@ from app.repositories.outbox import OutboxRepository
 from app.repositories.quarantine import QuarantineItem, QuarantineRepository
 from app.repositories.sources import SourceRepository
 from app.sync.store import ProgressIn, store
+from tests.domain.factories import CONDITIONAL_REQUIRED
 from tests.factories import make_dossier, make_progress
 
 Outcome = Literal["pending", "failed", "acked", "synced", "dead"]
@@ -31,9 +32,16 @@ PUSHER = "test-pusher"
 
 def received_dossier(code: str, received: str, status: str = "4") -> Dossier:
     """A valid dossier of ``code`` received (``NgayTiepNhan``) at ``received``
-    (``yyyyMMddHHmmss``, Vietnamese time), due two weeks later."""
-    due = format_portal_datetime(parse_portal_datetime(received) + timedelta(days=14))
-    return make_dossier(code, status, NgayNopHoSo=received, NgayTiepNhan=received, NgayHenTra=due)
+    (``yyyyMMddHHmmss``, Vietnamese time), due two weeks later; a status that ends it
+    (3, 8, 9, 10) ended it an hour after reception."""
+    at = parse_portal_datetime(received)
+    due = format_portal_datetime(at + timedelta(days=14))
+    dates = {"NgayNopHoSo": received, "NgayTiepNhan": received, "NgayHenTra": due}
+    if status in CONDITIONAL_REQUIRED["NgayKetThucXuLy"]:
+        dates["NgayKetThucXuLy"] = format_portal_datetime(at + timedelta(hours=1))
+    if status in CONDITIONAL_REQUIRED["NgayTuChoi"]:
+        dates["NgayTuChoi"] = dates["NgayKetThucXuLy"]
+    return make_dossier(code, status, **dates)
 
 
 async def source_id(sessions: async_sessionmaker[AsyncSession], name: str, now: datetime) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.domain.dates import VN_TZ, format_portal_datetime
-from app.metrics import read_snapshot
+from app.metrics import Metrics
 from tests.api.conftest import H26, H29, Api
 from tests.api.seeding import (
     Refused,
@@ -20,6 +20,7 @@ from tests.api.seeding import (
     step,
     store_dossiers,
 )
+from tests.service.exposition import by, samples
 
 A53, A54 = "000.00.53.H26", "000.00.54.H26"
 
@@ -185,9 +186,13 @@ MAY: dict[str, tuple[str, str]] = {
     code(A53, 7, "240601"): ("20240601000000", "pending"),  # June
     code(A54, 8, "240502"): ("20240502080000", "synced"),
     code(A54, 9, "240503"): ("20240503080000", "pending"),
+    code(A54, 12, "240506"): ("20240506080000", "synced"),  # refused at reception (3)
     code("000.00.53.H29", 10, "240505"): ("20240505080000", "synced"),  # another unit
 }
 REFUSED = code(A53, 5, "240510")
+# Stored with status 3 (refused at reception): received in May and synced, but no dossier
+# of indicator 1.4 (statuses 1 and 3 are left out of its received count).
+NOT_RECEIVED = {code(A54, 12, "240506"): "3"}
 UNSTORED = code(A53, 11, "240512")  # quarantined, never stored
 
 
@@ -201,7 +206,10 @@ async def _may(api: Api) -> None:
         (now - timedelta(hours=1), set(MAY) - older),
     ):
         await store_dossiers(
-            api.sessions, source, [received_dossier(c, MAY[c][0]) for c in sorted(codes)], read_at
+            api.sessions,
+            source,
+            [received_dossier(c, MAY[c][0], NOT_RECEIVED.get(c, "4")) for c in sorted(codes)],
+            read_at,
         )
     outcomes: Any = {c: kind for c, (_, kind) in MAY.items() if kind != "old-pending"}
     await push_outcomes(api.sessions, outcomes, now - timedelta(minutes=30))
@@ -225,12 +233,15 @@ async def test_unit_figures_for_a_month_in_vietnamese_time(api: Api) -> None:
     answer = await _sync(api, key)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    # May (local): 1 2 3 4 5 of agency 53 and 8 9 of agency 54; not 6 (April 30, 23:59:59),
-    # not 7 (June 1, 00:00:00), not 10 (H29). Synced 1 and 8; 5 was synced, but its
-    # latest record is in quarantine. Pending 2 (acknowledged), 3, 9. Dead 4.
+    # May (local): 1 2 3 4 5 of agency 53 and 8 9 12 of agency 54; not 6 (April 30,
+    # 23:59:59), not 7 (June 1, 00:00:00), not 10 (H29). Synced 1, 8 and 12; 5 was synced,
+    # but its latest record is in quarantine. Pending 2 (acknowledged), 3, 9. Dead 4.
     assert (body["unit"], body["agency"], body["period"]) == (H26, None, "2024-05")
     assert body["since"] == "2024-04-30T17:00:00Z" and body["until"] == "2024-05-31T17:00:00Z"
-    assert _figures(body) == (7, 2, 3, 1, 1, 1)
+    assert _figures(body) == (8, 3, 3, 1, 1, 1)
+    # Indicator 1.4 leaves 12 (status 3) out: synced 1 and 8 over the 7 others received.
+    # The portal holds 1, 5 and 8 of them (fewer), so the source's count divides.
+    assert (body["sync_rate_numerator"], body["sync_rate_denominator"]) == (2, 7)
     assert body["sync_rate"] == pytest.approx(2 / 7)
     # The oldest change the portal has not acknowledged is 3's, read two hours ago.
     assert 2 * 3600 <= body["oldest_pending_age_s"] < 2 * 3600 + 120
@@ -239,8 +250,8 @@ async def test_unit_figures_for_a_month_in_vietnamese_time(api: Api) -> None:
     assert set(agencies) == {A53, A54}
     assert _figures(agencies[A53]) == (5, 1, 2, 1, 1, 1)
     assert agencies[A53]["sync_rate"] == pytest.approx(1 / 5)
-    assert _figures(agencies[A54]) == (2, 1, 1, 0, 0, 0)
-    assert agencies[A54]["sync_rate"] == pytest.approx(1 / 2)
+    assert _figures(agencies[A54]) == (3, 2, 1, 0, 0, 0)
+    assert agencies[A54]["sync_rate"] == pytest.approx(1 / 2)  # not 2/3: 12 is no 1.4 dossier
     assert 3600 <= agencies[A54]["oldest_pending_age_s"] < 3600 + 120
 
     april = (await _sync(api, key, period="2024-04")).json()
@@ -264,7 +275,8 @@ async def test_an_agency_key_gets_its_agencys_figures_only(api: Api) -> None:
     assert [a["agency"] for a in a53["agencies"]] == [A53]
     assert a53["quarantined_never_stored"] == 1
     a54 = (await _sync(api, await api.key(H26, ["read"], agency=A54))).json()
-    assert a54["agency"] == A54 and _figures(a54) == (2, 1, 1, 0, 0, 0)
+    assert a54["agency"] == A54 and _figures(a54) == (3, 2, 1, 0, 0, 0)
+    assert a54["sync_rate"] == pytest.approx(1 / 2)
     assert a54["quarantined_never_stored"] == 0
 
 
@@ -299,15 +311,24 @@ async def test_the_default_period_is_this_month_and_matches_the_ratio_gauge(api:
     now = datetime.now(UTC)
     today = datetime.now(VN_TZ)
     received = format_portal_datetime(today.replace(hour=0, minute=0, second=1))
-    codes = [code(a, n, today.strftime("%y%m%d")) for a, n in ((A53, 1), (A53, 2), (A54, 3))]
+    day = today.strftime("%y%m%d")
+    codes = [code(a, n, day) for a, n in ((A53, 1), (A53, 2), (A54, 3), (A54, 4))]
+    statuses = {codes[3]: "3"}  # refused at reception: received, but no 1.4 dossier
     source = await source_id(api.sessions, "h26-opencps", now)
-    await store_dossiers(api.sessions, source, [received_dossier(c, received) for c in codes], now)
-    await push_outcomes(api.sessions, {codes[0]: "synced", codes[2]: "synced"}, now)
+    await store_dossiers(
+        api.sessions,
+        source,
+        [received_dossier(c, received, statuses.get(c, "4")) for c in codes],
+        now,
+    )
+    await push_outcomes(api.sessions, dict.fromkeys((codes[0], codes[2], codes[3]), "synced"), now)
     body = (await _sync(api, await api.key(H26, ["read"]), period=None)).json()
     assert body["period"] == today.strftime("%Y-%m")
-    assert _figures(body) == (3, 2, 1, 0, 0, 0)
-    # One query behind both: the API and the dossier_sync_ratio gauge tell one number.
-    gauge = (await read_snapshot(api.sessions, datetime.now(UTC))).ratio
-    assert {a["agency"]: a["sync_rate"] for a in body["agencies"]} == {
-        agency: gauge[(H26, agency)] for agency in (A53, A54)
-    }
+    assert _figures(body) == (4, 3, 1, 0, 0, 0)
+    rates = {a["agency"]: a["sync_rate"] for a in body["agencies"]}
+    assert rates == {A53: pytest.approx(1 / 2), A54: 1.0}
+    # The gauge is the same number (indicator 1.4), as a scrape of the service shows it.
+    metrics = Metrics()
+    await metrics.refresh(api.sessions)
+    gauge = by(samples(metrics.exposition().decode())["dossier_sync_ratio"], "unit", "agency")
+    assert gauge == {(H26, agency): rate for agency, rate in rates.items()}

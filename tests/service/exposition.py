@@ -1,7 +1,8 @@
 """Reading a Prometheus exposition, and computing what its database gauges should say
 straight from the tables (independently of the repositories the collector uses) — except
-the 766 indicators, whose definitions live in the report (``unit_report``, tested on
-hand-computed cases of its own): here, that each agency's report is what is exported."""
+the 766 indicators and the sync rate (indicator 1.4), whose definitions live in the
+report (``unit_report``, tested on hand-computed cases of its own): here, that each
+agency's report is what is exported."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.domain.dates import VN_TZ
 from app.domain.periods import Period
 from app.models import DeadLetter, DossierRow, QuarantineEntry, Source, SyncState
 from app.sync.reports import unit_report
@@ -37,6 +37,7 @@ CATALOGUE: dict[str, frozenset[str]] = {
     "dossier_sync_quarantined": frozenset({"source", "reason"}),
     "dossier_sync_dead_letters": frozenset({"unit", "error_code"}),
     "dossier_sync_source_lag_seconds": frozenset({"source"}),
+    "dossier_sync_source_paused": frozenset({"source"}),
     "dossier_sync_indicator_766": frozenset({"unit", "agency", "indicator"}),
     "dossier_sync_indicator_766_points": frozenset({"unit", "agency", "indicator"}),
 }
@@ -46,6 +47,7 @@ DATABASE_GAUGES = (
     "dossier_sync_oldest_pending_seconds",
     "dossier_sync_source_last_success_timestamp_seconds",
     "dossier_sync_source_lag_seconds",
+    "dossier_sync_source_paused",
     "dossier_sync_quarantined",
     "dossier_sync_dead_letters",
     "dossier_sync_indicator_766",
@@ -88,24 +90,6 @@ async def expected_gauges(
             session, sorted({row.unit for row in dossiers}), now
         )
 
-    local = now.astimezone(VN_TZ)
-    month = (local.year, local.month)
-    received: Counter[tuple[str, str]] = Counter()
-    synced: Counter[tuple[str, str]] = Counter()
-    # A stored dossier whose latest record from its source sits in quarantine is not synced.
-    held = {(e.source_id, e.ma_ho_so) for e in quarantine if e.kind == "dossier"}
-    for row in dossiers:
-        if row.received_at is None:
-            continue
-        at = row.received_at.astimezone(VN_TZ)
-        if (at.year, at.month) != month:
-            continue
-        received[(row.unit, row.agency)] += 1
-        state = states.get(row.id)
-        in_quarantine = (row.source_id, row.ma_ho_so) in held
-        if state is not None and state.status == "synced" and not in_quarantine:
-            synced[(row.unit, row.agency)] += 1
-
     label = {"pending": "pending", "acked": "pending", "synced": "synced", "dead": "dead"}
     counts: Counter[tuple[str, str]] = Counter()
     oldest: dict[str, datetime] = {}
@@ -123,7 +107,12 @@ async def expected_gauges(
             counts.setdefault((unit, name), 0)
 
     return {
-        "dossier_sync_ratio": {k: synced[k] / n for k, n in received.items() if n},
+        # The sync rate is indicator 1.4 of the month's report, under its own name.
+        "dossier_sync_ratio": {
+            (unit, agency): value
+            for (unit, agency, indicator), value in indicators.items()
+            if indicator == "1.4"
+        },
         "dossier_sync_dossiers": {k: float(v) for k, v in counts.items()},
         "dossier_sync_oldest_pending_seconds": {
             (unit,): max(0.0, (now - oldest[unit]).total_seconds()) if unit in oldest else 0.0
@@ -136,6 +125,9 @@ async def expected_gauges(
             (s.name,): max(0.0, (now - (s.last_success_at or s.created_at)).total_seconds())
             for s in sources
             if s.dialect != "push"
+        },
+        "dossier_sync_source_paused": {
+            (s.name,): 1.0 if s.paused else 0.0 for s in sources if s.dialect != "push"
         },
         "dossier_sync_quarantined": {
             k: float(v)
@@ -179,6 +171,7 @@ GAUGE_LABELS = {
     "dossier_sync_oldest_pending_seconds": ("unit",),
     "dossier_sync_source_last_success_timestamp_seconds": ("source",),
     "dossier_sync_source_lag_seconds": ("source",),
+    "dossier_sync_source_paused": ("source",),
     "dossier_sync_quarantined": ("source", "reason"),
     "dossier_sync_dead_letters": ("unit", "error_code"),
     "dossier_sync_indicator_766": ("unit", "agency", "indicator"),

@@ -245,6 +245,7 @@ async def test_source_lag_and_quarantine_are_per_source(
         push = await sources.ensure("push:000.00.00.H26", "push", created)
         await sources.record_poll(polled.id, created + timedelta(minutes=3))
         await sources.record_poll(broken.id, created + timedelta(minutes=4), error="HTTP 503")
+        await sources.set_paused(broken.id, True)
         quarantine = QuarantineRepository(session)
         entries = [
             (polled.id, "dossier:1", "000.00.00.H26", "unmapped_status"),
@@ -277,6 +278,11 @@ async def test_source_lag_and_quarantine_are_per_source(
     assert by(found["dossier_sync_source_lag_seconds"], "source") == {
         ("h26-igate",): 7 * 60.0,
         ("h29-opencps",): 10 * 60.0,  # failed polls only: since it was first seen
+    }
+    # Paused on purpose (the not-polled alert stays silent for it); push mode: no series.
+    assert by(found["dossier_sync_source_paused"], "source") == {
+        ("h26-igate",): 0.0,
+        ("h29-opencps",): 1.0,
     }
     assert by(found["dossier_sync_quarantined"], "source", "reason") == {
         ("h26-igate", "unmapped_status"): 2.0,
