@@ -36,13 +36,16 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import json
 import multiprocessing
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -222,13 +225,20 @@ class CpuMeter:
 
     parties: dict[str, list[int]]
     checker: Any  # an asyncpg connection to the server
+    database: str | None = None  # count every backend of this database instead
     start: dict[str, float] = field(default_factory=dict)
     backends: dict[int, float] = field(default_factory=dict)
 
     async def _backends(self) -> dict[int, float]:
-        rows = await self.checker.fetch(
-            "select pid from pg_stat_activity where application_name = $1", APPLICATION
-        )
+        if self.database is not None:
+            rows = await self.checker.fetch(
+                "select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                self.database,
+            )
+        else:
+            rows = await self.checker.fetch(
+                "select pid from pg_stat_activity where application_name = $1", APPLICATION
+            )
         return {row["pid"]: _cpu_s(row["pid"]) for row in rows}
 
     async def begin(self) -> None:
@@ -405,6 +415,118 @@ async def end_to_end(database_url: str, running: Servers, profile: Path | None) 
     return EndToEnd(expected, seconds, payloads, cpu, requests_after - requests_before)
 
 
+# --- 1b. end to end, with worker processes ------------------------------------------
+
+
+def _toml(settings: dict[str, Any]) -> str:
+    """The configuration file of the workers (the shapes ``settings_for`` uses)."""
+
+    def scalar(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string / number / array
+
+    lines = [f"database_url = {scalar(settings['database_url'])}", "", "[portal]"]
+    lines.append(f"base_url = {scalar(settings['portal']['base_url'])}")
+    for account in settings["portal"]["accounts"]:
+        lines += ["", "[[portal.accounts]]"] + [f"{k} = {scalar(v)}" for k, v in account.items()]
+    for source in settings["sources"]:
+        lines += ["", "[[sources]]"]
+        lines += [f"{k} = {scalar(v)}" for k, v in source.items() if not isinstance(v, dict)]
+        for name, table in source.items():
+            if isinstance(table, dict):
+                lines += [f"[sources.{name}]"] + [
+                    f"{scalar(k)} = {scalar(v)}" for k, v in table.items()
+                ]
+    lines += ["", "[logging]", 'level = "WARNING"', ""]
+    return "\n".join(lines)
+
+
+@asynccontextmanager
+async def bench_database(database_url: str) -> AsyncIterator[tuple[URL, str]]:
+    """A database of its own on the server (worker processes cannot be given a schema's
+    search path), dropped afterwards: ``(url, name)``."""
+    url = make_url(database_url)
+    name = f"dossier_sync_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(drivername="postgresql+asyncpg", database=name), name
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def end_to_end_workers(database_url: str, running: Servers, workers: int) -> EndToEnd:
+    """As :func:`end_to_end`, with ``workers`` ``dossier-sync worker`` processes sharing
+    the database instead of an engine in this process. The clock starts when the
+    processes are started (their start-up, about a second, is inside it)."""
+    async with bench_database(database_url) as (url, name):
+        plain = url.render_as_string(hide_password=False)
+        database = create_engine(plain)
+        try:
+            await migrate.run_on(database, "upgrade", "head")
+            settings = settings_for(plain, running.portal, running.sources)
+            expected, requests_before = await _source_stats(running.sources)
+            checker = await asyncpg.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False)
+            )
+            with tempfile.TemporaryDirectory() as directory:
+                config = Path(directory) / "workers.toml"
+                config.write_text(_toml(settings.model_dump(mode="json", exclude_defaults=True)))
+                env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+                command = [sys.executable, "-m", "app", "worker", "--config", str(config)]
+                children: list[subprocess.Popen[bytes]] = []
+                meter: CpuMeter | None = None
+                try:
+                    started = time.perf_counter()
+                    children = _spawn(command, env, workers)
+                    meter = CpuMeter(
+                        {
+                            f"{workers} workers": [c.pid for c in children],
+                            "simulators": [running.sources_pid],
+                            "mock portal": [running.portal_pid],
+                        },
+                        checker,
+                        database=name,
+                    )
+                    await meter.begin()
+                    await _wait_done_processes(checker, expected, children)
+                    seconds = time.perf_counter() - started
+                    cpu = await meter.end()
+                    _, requests_after = await _source_stats(running.sources)
+                finally:
+                    for child in children:
+                        child.terminate()
+                    for child in children:
+                        child.wait(timeout=60)
+                    await checker.close()
+            payloads = await _payloads(create_session_factory(database))
+        finally:
+            await database.dispose()
+    return EndToEnd(expected, seconds, payloads, cpu, requests_after - requests_before)
+
+
+def _spawn(command: list[str], env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(count)]
+
+
+async def _wait_done_processes(
+    checker: Any, expected: int, children: Sequence[subprocess.Popen[bytes]]
+) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        row = await checker.fetchrow(DONE_SQL)
+        if row["acked"] >= expected and row["undelivered"] == 0:
+            return
+        stopped = [c.returncode for c in children if c.poll() is not None]
+        if stopped:
+            raise SystemExit(f"end to end: a worker stopped (exit {stopped[0]})")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"end to end: not done after {TIMEOUT_S:g} s: {dict(row)}")
+        await asyncio.sleep(CHECK_EVERY_S)
+
+
 # --- 2. and 3.: straight to the portal -----------------------------------------------
 
 
@@ -534,7 +656,13 @@ async def bench(args: argparse.Namespace) -> None:
         control = MockPortalControl(running.portal, admin_token)
         try:
             _reset(control, args.latency_ms)
-            e2e = await end_to_end(args.database_url, running, args.profile)
+            if args.workers:
+                e2e = await end_to_end_workers(args.database_url, running, args.workers)
+            else:
+                e2e = await end_to_end(args.database_url, running, args.profile)
+            portal_calls = Counter(
+                json.loads(line)["service"] for line in control.journal_ndjson()[0] if line
+            )
             _reset(control, args.latency_ms)
             raw_s = await raw_push(running.portal, e2e.payloads, args.concurrency)
             _reset(control, args.latency_ms)
@@ -566,6 +694,11 @@ async def bench(args: argparse.Namespace) -> None:
         f"requests to the sources: {e2e.source_requests} "
         f"({e2e.source_requests / e2e.dossiers:.1f} per dossier)"
     )
+    print(
+        f"requests to the portal: {sum(portal_calls.values())} ("
+        + ", ".join(f"{service} {n}" for service, n in portal_calls.most_common())
+        + ")"
+    )
 
 
 def main() -> None:
@@ -581,9 +714,23 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of each portal answer")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=Path, help="cProfile of this process, end-to-end run")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="end to end in this many `dossier-sync worker` processes (0: in this process)",
+    )
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the engine's event loop"
+    )
     args = parser.parse_args()
     configure_logging("WARNING", "console")
-    asyncio.run(bench(args))
+    if args.loop == "uvloop":
+        import uvloop  # noqa: PLC0415 - only when asked for
+
+        uvloop.run(bench(args))
+    else:
+        asyncio.run(bench(args))
     print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
 
 

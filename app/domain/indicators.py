@@ -12,7 +12,7 @@ spec is silent, the policies taken are marked **policy** and listed in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -413,78 +413,108 @@ def points(spec: Indicator, value: float) -> float:
     return spec.max_points * threshold(value, spec.full_marks_at)
 
 
-def _count(items: Iterable[Verdict], rule: Callable[[Verdict], bool]) -> int:
-    return sum(1 for v in items if rule(v))
+@dataclass(slots=True)
+class Tally:
+    """What the indicators and counts of an agency (or a unit) are computed from: every
+    rule's count over its dossiers. A report keeps one per agency and one for the unit
+    and adds each dossier's :class:`Verdict` to them as it is judged, so its memory does
+    not grow with the period's dossiers (a month can hold millions); the unit's counts
+    are then the sums of its agencies', and its ratios ratios of those sums."""
+
+    received: int = 0
+    synced: int = 0  # received and synced: 1.4's numerator
+    at_portal: int = 0
+    on_time: int = 0
+    early: int = 0
+    open: int = 0
+    online: int = 0
+    with_fees: int = 0
+    paid_online: int = 0  # of those with fees
+    reached_result: int = 0
+    electronic_result: int = 0  # of those that reached a result
+    digitised: int = 0
+    reused_data: int = 0
+    by_status: dict[DossierStatus, int] = field(default_factory=dict)  # dated in P
+
+    def add(self, v: Verdict) -> None:
+        d = v.facts
+        if v.received:
+            self.received += 1
+            self.synced += d.synced
+            self.on_time += v.on_time
+            self.early += v.early
+            self.open += v.open
+            self.online += d.online
+            self.digitised += d.digitised
+            self.reused_data += d.reused_data
+            if d.fees_total > 0:
+                self.with_fees += 1
+                self.paid_online += d.paid_online
+        self.at_portal += v.at_portal
+        if v.result_in_period:
+            self.reached_result += 1
+            self.electronic_result += d.electronic_result
+        if v.dated_in_period:
+            self.by_status[d.status] = self.by_status.get(d.status, 0) + 1
+
+    @classmethod
+    def of(cls, verdicts: Iterable[Verdict]) -> Tally:
+        tally = cls()
+        for v in verdicts:
+            tally.add(v)
+        return tally
 
 
-def dossier_sync(verdicts: Sequence[Verdict]) -> IndicatorValue:
+def dossier_sync(t: Tally) -> IndicatorValue:
     """1.4: ``synced / max(received_source, received_portal)``."""
-    return _indicator(
-        "1.4",
-        _count(verdicts, lambda v: v.received and v.facts.synced),
-        max(_count(verdicts, lambda v: v.received), _count(verdicts, lambda v: v.at_portal)),
-        NO_RECEIVED_ANYWHERE,
-    )
+    return _indicator("1.4", t.synced, max(t.received, t.at_portal), NO_RECEIVED_ANYWHERE)
 
 
-def on_time(received: Sequence[Verdict]) -> IndicatorValue:
+def on_time(t: Tally) -> IndicatorValue:
     """2.1: on-time over received."""
-    return _indicator("2.1", _count(received, lambda v: v.on_time), len(received), NO_RECEIVED)
+    return _indicator("2.1", t.on_time, t.received, NO_RECEIVED)
 
 
-def online_share(received: Sequence[Verdict], sync: IndicatorValue) -> IndicatorValue:
+def online_share(t: Tally, sync: IndicatorValue) -> IndicatorValue:
     """3.3: the share submitted online (``KenhThucHien = 2``) times the sync rate (1.4).
     ``numerator``/``denominator`` are the share's."""
-    return _indicator(
-        "3.3", _count(received, lambda v: v.facts.online), len(received), NO_RECEIVED, sync.value
-    )
+    return _indicator("3.3", t.online, t.received, NO_RECEIVED, sync.value)
 
 
-def online_payment(received: Sequence[Verdict]) -> IndicatorValue:
+def online_payment(t: Tally) -> IndicatorValue:
     """4.1: among received dossiers with fees (sum > 0), the share paid online."""
-    with_fees = [v for v in received if v.facts.fees_total > 0]
-    return _indicator(
-        "4.1", _count(with_fees, lambda v: v.facts.paid_online), len(with_fees), NO_FEES
-    )
+    return _indicator("4.1", t.paid_online, t.with_fees, NO_FEES)
 
 
-def electronic_result(verdicts: Sequence[Verdict]) -> IndicatorValue:
+def electronic_result(t: Tally) -> IndicatorValue:
     """6.1: among dossiers that reached status 9 or 10 in P — counted once, in the period
     of their *first* result status (**policy**) — the share with an electronic result."""
-    reached = [v for v in verdicts if v.result_in_period]
-    return _indicator(
-        "6.1", _count(reached, lambda v: v.facts.electronic_result), len(reached), NO_RESULT
-    )
+    return _indicator("6.1", t.electronic_result, t.reached_result, NO_RESULT)
 
 
-def digitised_components(received: Sequence[Verdict]) -> IndicatorValue:
+def digitised_components(t: Tally) -> IndicatorValue:
     """6.2: the share of received dossiers with ``HoSoCoThanhPhanSoHoa = 1``."""
-    return _indicator(
-        "6.2", _count(received, lambda v: v.facts.digitised), len(received), NO_RECEIVED
-    )
+    return _indicator("6.2", t.digitised, t.received, NO_RECEIVED)
 
 
-def reused_data(received: Sequence[Verdict]) -> IndicatorValue:
+def reused_data(t: Tally) -> IndicatorValue:
     """6.4: the share of received dossiers with a submitted document reused
     (``DuocTaiSuDung = 1``) or taken from the national store (``DuocLayTuKhoDMQG = 1``)."""
-    return _indicator(
-        "6.4", _count(received, lambda v: v.facts.reused_data), len(received), NO_RECEIVED
-    )
+    return _indicator("6.4", t.reused_data, t.received, NO_RECEIVED)
 
 
-def indicators(verdicts: Sequence[Verdict]) -> list[IndicatorValue]:
+def indicators(t: Tally) -> list[IndicatorValue]:
     """The seven indicators, in the spec's order, over every dossier relevant to the
     period (received in it, or reaching a result in it)."""
-    received = [v for v in verdicts if v.received]
-    sync = dossier_sync(verdicts)
+    sync = dossier_sync(t)
     return [
         sync,
-        on_time(received),
-        online_share(received, sync),
-        online_payment(received),
-        electronic_result(verdicts),
-        digitised_components(received),
-        reused_data(received),
+        on_time(t),
+        online_share(t, sync),
+        online_payment(t),
+        electronic_result(t),
+        digitised_components(t),
+        reused_data(t),
     ]
 
 
@@ -502,36 +532,31 @@ def group_points(values: Sequence[IndicatorValue]) -> dict[str, float | None]:
     return totals
 
 
-def dossier_counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
+def dossier_counts(t: Tally) -> dict[str, int]:
     """The figures reported alongside (no points), over the received dossiers:
     ``received``; ``on_time`` (2.1's numerator); ``early`` (of those, ended a day or more
     before ``NgayHenTra``); ``late`` (received − on_time); ``open`` (still processing,
     on time or not); ``synced``, ``received_portal`` (1.4's figures);
     ``reached_result`` (6.1's denominator); and ``status_1`` … ``status_10``: the
     dossiers with ``NgayTiepNhan`` in P by latest status, statuses 1 and 3 included."""
-    received = _count(verdicts, lambda v: v.received)
-    punctual = _count(verdicts, lambda v: v.on_time)
     counts = {
-        "received": received,
-        "on_time": punctual,
-        "early": _count(verdicts, lambda v: v.early),
-        "late": received - punctual,
-        "open": _count(verdicts, lambda v: v.open),
-        "synced": _count(verdicts, lambda v: v.received and v.facts.synced),
-        "received_portal": _count(verdicts, lambda v: v.at_portal),
-        "reached_result": _count(verdicts, lambda v: v.result_in_period),
+        "received": t.received,
+        "on_time": t.on_time,
+        "early": t.early,
+        "late": t.received - t.on_time,
+        "open": t.open,
+        "synced": t.synced,
+        "received_portal": t.at_portal,
+        "reached_result": t.reached_result,
     }
     for status in DossierStatus:
-        counts[f"status_{status.value}"] = 0
-    for v in verdicts:
-        if v.dated_in_period:
-            counts[f"status_{v.facts.status.value}"] += 1
+        counts[f"status_{status.value}"] = t.by_status.get(status, 0)
     return counts
 
 
-def _report(agency: str, verdicts: Sequence[Verdict]) -> AgencyReport:
-    values = indicators(verdicts)
-    counts = dossier_counts(verdicts)
+def _report(agency: str, tally: Tally) -> AgencyReport:
+    values = indicators(tally)
+    counts = dossier_counts(tally)
     return AgencyReport(
         agency=agency,
         indicators=values,
@@ -543,10 +568,37 @@ def _report(agency: str, verdicts: Sequence[Verdict]) -> AgencyReport:
     )
 
 
-def _judge_all(facts: Iterable[DossierFacts], period: Period, now: datetime) -> list[Verdict]:
-    since, until = period.bounds()
-    judged_at = judgement_time(period, now)
-    return [judge(d, since, until, judged_at) for d in facts]
+class ReportBuilder:
+    """A unit's report for a period, built one dossier at a time: each is judged when it
+    is added and only the tallies are kept (see :class:`Tally`)."""
+
+    def __init__(
+        self, unit: str, period: Period, now: datetime, *, agencies: Iterable[str] = ()
+    ) -> None:
+        self.unit = unit
+        self.period = period
+        self.since, self.until = period.bounds()
+        self.judged_at = judgement_time(period, now)
+        self.total = Tally()
+        self.agencies: dict[str, Tally] = {agency: Tally() for agency in agencies}
+
+    def add(self, d: DossierFacts) -> None:
+        verdict = judge(d, self.since, self.until, self.judged_at)
+        self.total.add(verdict)
+        tally = self.agencies.get(d.agency)
+        if tally is None:
+            tally = self.agencies[d.agency] = Tally()
+        tally.add(verdict)
+
+    def report(self) -> UnitReport:
+        """The unit's report: one entry per agency that has dossiers among those added
+        (and per agency it was created with, even without any), and the total."""
+        return UnitReport(
+            unit=self.unit,
+            period=self.period,
+            agencies=[_report(agency, self.agencies[agency]) for agency in sorted(self.agencies)],
+            total=_report(self.unit, self.total),
+        )
 
 
 def agency_report(
@@ -554,7 +606,9 @@ def agency_report(
 ) -> AgencyReport:
     """The report of ``facts`` (one agency's, or a unit's all) for ``period`` as of
     ``now``."""
-    return _report(agency, _judge_all(facts, period, now))
+    since, until = period.bounds()
+    judged_at = judgement_time(period, now)
+    return _report(agency, Tally.of(judge(d, since, until, judged_at) for d in facts))
 
 
 def build_report(
@@ -567,13 +621,7 @@ def build_report(
 ) -> UnitReport:
     """The unit's report: one entry per agency that has dossiers among ``facts`` (and
     per agency of ``agencies`` even without any), and the total over all ``facts``."""
-    verdicts = _judge_all(facts, period, now)
-    by_agency: dict[str, list[Verdict]] = {agency: [] for agency in agencies}
-    for v in verdicts:
-        by_agency.setdefault(v.facts.agency, []).append(v)
-    return UnitReport(
-        unit=unit,
-        period=period,
-        agencies=[_report(agency, by_agency[agency]) for agency in sorted(by_agency)],
-        total=_report(unit, verdicts),
-    )
+    builder = ReportBuilder(unit, period, now, agencies=agencies)
+    for d in facts:
+        builder.add(d)
+    return builder.report()

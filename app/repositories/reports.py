@@ -49,8 +49,6 @@ class ReportRepository(Repository):
         by ``NgayKetThucXuLy``. A superset: which of them count where is the domain's
         business (``app.domain.indicators``). Rows come in batches, never all at once."""
         relevant = self._relevant(since, until, unit=unit, agency=agency)
-        ids = list((await self.session.scalars(relevant.order_by(DossierRow.id))).all())
-        history = await self._first_reached(relevant)
         # Open quarantine of a dossier's latest record from the source that stores it.
         held = (
             select(QuarantineEntry.source_id, QuarantineEntry.ma_ho_so)
@@ -78,12 +76,22 @@ class ReportRepository(Repository):
             )
             .order_by(DossierRow.id)
         )
-        # The period's filter runs once (above); the states are then read by primary key
-        # in pages, so memory stays bounded whatever the period's size.
-        for start in range(0, len(ids), _BATCH):
-            page = await self.session.execute(
-                query.where(DossierRow.id.in_(ids[start : start + _BATCH]))
+        # Keyset pages of the period's ids, then their states and history by primary key:
+        # memory stays one page whatever the period's size (never the whole id list).
+        after = 0
+        while True:
+            ids = list(
+                (
+                    await self.session.scalars(
+                        relevant.where(DossierRow.id > after).order_by(DossierRow.id).limit(_BATCH)
+                    )
+                ).all()
             )
+            if not ids:
+                return
+            after = ids[-1]
+            history = await self._first_reached(ids)
+            page = await self.session.execute(query.where(DossierRow.id.in_(ids)))
             for row_id, row_agency, state, status, confirmed, acked_status, quarantined in page:
                 yield ReportRow(
                     agency=row_agency,
@@ -92,6 +100,8 @@ class ReportRepository(Repository):
                     portal_status=acked_status if confirmed is not None else None,
                     first_reached=history.get(row_id, {}),
                 )
+            if len(ids) < _BATCH:
+                return
 
     def _relevant(
         self, since: datetime, until: datetime, *, unit: str, agency: str | None
@@ -120,11 +130,11 @@ class ReportRepository(Repository):
             query = query.where(DossierRow.agency == agency)
         return query
 
-    async def _first_reached(self, relevant: Select[int]) -> dict[int, dict[str, datetime]]:
+    async def _first_reached(self, ids: list[int]) -> dict[int, dict[str, datetime]]:
         rows = await self.session.execute(
             select(ProgressRow.dossier_id, ProgressRow.status, func.min(ProgressRow.occurred_at))
             .where(
-                ProgressRow.dossier_id.in_(relevant),
+                ProgressRow.dossier_id.in_(ids),
                 ProgressRow.status.in_(HISTORY_STATUSES),
             )
             .group_by(ProgressRow.dossier_id, ProgressRow.status)

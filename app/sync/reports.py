@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.indicators import DossierFacts, UnitReport, build_report, facts_from_state
+from app.domain.indicators import DossierFacts, ReportBuilder, UnitReport, facts_from_state
 from app.domain.periods import Period
 from app.domain.status import DossierStatus
 from app.repositories.reports import ReportRepository, ReportRow
@@ -30,9 +30,14 @@ async def unit_report(
     that agency's dossiers (it is then the only entry, even without dossiers, and the
     total is its own). The caller checks that the agency belongs to the unit."""
     since, until = period.bounds()
-    rows = ReportRepository(session).period_dossiers(since, until, unit=unit, agency=agency)
-    facts = [_facts(row) async for row in rows]
-    return build_report(unit, period, facts, now, agencies=[agency] if agency else ())
+    # Dossier by dossier into the tallies: a month may hold millions of them, and a
+    # worker computes this report every minute for its gauges.
+    builder = ReportBuilder(unit, period, now, agencies=[agency] if agency else ())
+    async for row in ReportRepository(session).period_dossiers(
+        since, until, unit=unit, agency=agency
+    ):
+        builder.add(_facts(row))
+    return builder.report()
 
 
 def _facts(row: ReportRow) -> DossierFacts:
