@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.agency import is_agency_code, unit_of
+from app.models import ApiKey
 from app.repositories.api_keys import ApiKeyRepository
 
 KEY_PREFIX = "dsk_"  # tells a dossier-sync key apart in a secret scanner or a config file
+# A key's last use is written at most this often: enough to tell a key still in use from
+# one nobody sends any more (key rotation), without a write on every request.
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 class Scope(StrEnum):
@@ -91,10 +95,84 @@ async def create_key(
     return CreatedKey(key, row.id, prefix)
 
 
-async def authenticate(session: AsyncSession, key: str) -> Principal | None:
-    """The principal of an active key, or None for an unknown or revoked one."""
-    row = await ApiKeyRepository(session).find_active(hash_key(key))
+async def authenticate(
+    session: AsyncSession, key: str, now: datetime | None = None
+) -> Principal | None:
+    """The principal of an active key, or None for an unknown or revoked one. With
+    ``now``, the key's last use is recorded (at most every :data:`LAST_USED_EVERY`)."""
+    keys = ApiKeyRepository(session)
+    row = await keys.find_active(hash_key(key))
     if row is None:
         return None
+    if now is not None and (row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY):
+        await keys.touch(row.id, now)
     scopes = frozenset(Scope(s) for s in row.scopes if s in Scope.__members__.values())
     return Principal(row.id, row.unit, row.agency, scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    """What an operator sees of a key: never the key, nor its hash."""
+
+    key_id: int
+    prefix: str
+    name: str | None
+    unit: str
+    agency: str | None
+    scopes: tuple[str, ...]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiKey, *, revoked_at: datetime | None = None) -> KeyView:
+        return cls(
+            row.id,
+            row.prefix,
+            row.name,
+            row.unit,
+            row.agency,
+            tuple(row.scopes),
+            row.created_at,
+            row.last_used_at,
+            revoked_at or row.revoked_at,
+        )
+
+
+class KeyNotFoundError(LookupError):
+    """No key has that id, name or prefix."""
+
+
+class AmbiguousKeyError(LookupError):
+    """Several active keys have that name (or prefix); the operator must pick one by id."""
+
+    def __init__(self, which: str, candidates: Sequence[KeyView]) -> None:
+        super().__init__(f"{len(candidates)} active keys are named {which!r}")
+        self.candidates = candidates
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    key: KeyView
+    now: bool  # False: it had been revoked already (revoking is idempotent)
+
+
+async def revoke_key(session: AsyncSession, which: str, now: datetime) -> Revocation:
+    """Revoke the key named by ``which`` (its id, name or display prefix, as ``keys list``
+    shows them); from the next request on it is refused like an unknown key. Never
+    commits. Raises :class:`KeyNotFoundError` or :class:`AmbiguousKeyError`."""
+    keys = ApiKeyRepository(session)
+    # `keys create` prints the prefix followed by an ellipsis; accept it pasted as is.
+    found = await keys.matching(which.strip().rstrip("…"))
+    if not found:
+        raise KeyNotFoundError(f"no API key has the id, name or prefix {which!r}")
+    active = [row for row in found if row.revoked_at is None]
+    if len(active) > 1:
+        raise AmbiguousKeyError(which, [KeyView.of(row) for row in active])
+    if not active:
+        return Revocation(KeyView.of(found[-1]), now=False)
+    [row] = active
+    if not await keys.revoke(row.id, now):  # revoked meanwhile by someone else
+        [row] = await keys.matching(str(row.id))
+        return Revocation(KeyView.of(row), now=False)
+    return Revocation(KeyView.of(row, revoked_at=now), now=True)

@@ -196,25 +196,44 @@ def simulate(
         float | None,
         typer.Option(min=0.001, help="Token lifetime, seconds (default: the dialect's)."),
     ] = None,
+    unit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A top-level unit whose agencies own the dossiers (repeat for several; "
+            "default: 000.00.00.H26, 000.00.00.H29 and 000.00.00.G05). Simulators run side "
+            "by side need units of their own, or they hand out the same MaHoSo."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run a source-system simulator (source-dialects.md) with demo/demo credentials and
     its /_sim control API, on the wall clock."""
-    from app.logs import configure_logging  # noqa: PLC0415 - keeps --help fast
+    from pydantic import ValidationError  # noqa: PLC0415 - keeps --help fast
+
+    from app.logs import configure_logging  # noqa: PLC0415
     from app.simulators.server import serve  # noqa: PLC0415
     from app.simulators.settings import SimulatorSettings  # noqa: PLC0415
 
     configure_logging(log_level.upper(), "json")
-    values = {
+    values: dict[str, object] = {
         "seed": seed,
         "dossiers": dossiers,
         "clock": "real",
         "changes_per_second": changes_per_second,
         "token_ttl_s": token_ttl,
     }
-    settings = (
-        SimulatorSettings.model_validate(values) if clean else SimulatorSettings.awkward(**values)
-    )
+    if unit:
+        values["units"] = tuple(unit)
+    try:
+        settings = (
+            SimulatorSettings.model_validate(values)
+            if clean
+            else SimulatorSettings.awkward(**values)
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
+        err.print(f"cannot start: {problems}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     serve(dialect.value, settings, host, port, log_level)
 
 
@@ -449,6 +468,102 @@ def keys_create(
         "it is shown only now:"
     )
     print(created.key)  # noqa: T201 - the one output, for a pipe or a secret store
+
+
+def _utc(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@keys_app.command("list")
+def keys_list(
+    *,
+    unit: Annotated[str | None, typer.Option(help="Only the keys of this top-level unit.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """List API keys, revoked ones included.
+
+    Shows each key's id, prefix, name, unit and agency, scopes, when it was created, last
+    used (to the minute) and revoked; never the key itself, nor its hash."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from rich.table import Table  # noqa: PLC0415
+
+    from app.domain.agency import is_top_level_unit  # noqa: PLC0415
+    from app.operations import list_api_keys  # noqa: PLC0415
+
+    if unit is not None and not is_top_level_unit(unit):
+        err.print(f"--unit: {unit!r} is not a top-level unit code (000.00.00.Gxx/Hxx)")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    _require_migrated(settings)
+    keys = asyncio.run(list_api_keys(settings, unit))
+    table = Table()
+    for column in ("id", "prefix", "name", "unit", "agency", "scopes"):
+        table.add_column(column, overflow="fold")
+    for column in ("created (UTC)", "last used (UTC)", "revoked (UTC)"):
+        table.add_column(column, no_wrap=True)
+    for key in keys:
+        table.add_row(
+            str(key.key_id),
+            f"{key.prefix}…",
+            key.name or "",
+            key.unit,
+            key.agency or "",
+            ",".join(key.scopes),
+            _utc(key.created_at),
+            _utc(key.last_used_at),
+            _utc(key.revoked_at),
+        )
+    out = Console(width=160) if not sys.stdout.isatty() else Console()
+    out.print(table)
+    active = sum(1 for key in keys if key.revoked_at is None)
+    out.print(f"{len(keys)} key(s), {active} active")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[
+        str,
+        typer.Argument(
+            metavar="KEY_ID_OR_NAME",
+            help="The key's id, name or prefix, as `keys list` shows them.",
+        ),
+    ],
+    *,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke an API key.
+
+    From the next request on, every process refuses it (401) like an unknown key.
+    Revoking a revoked key changes nothing."""
+    import asyncio  # noqa: PLC0415 - keeps --help fast
+
+    from app.auth import AmbiguousKeyError, KeyNotFoundError  # noqa: PLC0415
+    from app.operations import revoke_api_key  # noqa: PLC0415
+
+    settings = _settings(config)
+    _require_migrated(settings)
+    try:
+        revocation = asyncio.run(revoke_api_key(settings, key))
+    except KeyNotFoundError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except AmbiguousKeyError as exc:
+        ids = ", ".join(str(c.key_id) for c in exc.candidates)
+        err.print(f"{exc}; nothing revoked: name one by id ({ids})", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    found = revocation.key
+    what = f"key {found.key_id} ({found.prefix}…{f' {found.name}' if found.name else ''})"
+    reach = found.agency or found.unit
+    out = Console(soft_wrap=True)
+    if revocation.now:
+        out.print(f"{what} of {reach} revoked", markup=False, highlight=False)
+    else:
+        out.print(
+            f"{what} of {reach} was already revoked at {_utc(found.revoked_at)} UTC",
+            markup=False,
+            highlight=False,
+        )
 
 
 def main() -> None:

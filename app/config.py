@@ -16,7 +16,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -99,10 +99,24 @@ _SECTION = ConfigDict(extra="forbid", frozen=True)
 class ApiSettings(BaseModel):
     model_config = _SECTION
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    rate_limit_per_s: float = Field(default=50.0, gt=0, description="requests per key")
-    rate_limit_burst: int = Field(default=100, ge=1)
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface `serve` listens on; also `worker --metrics-port`'s, unless "
+        "`--metrics-host` names another.",
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    rate_limit_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        description="Requests a second each API key may make, counted in each API process "
+        "on its own (a token bucket's refill); beyond it the answer is 429 with "
+        "`Retry-After`.",
+    )
+    rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="Requests a key may make at once before the rate applies (the bucket's size).",
+    )
 
 
 class PortalAccount(BaseModel):
@@ -110,19 +124,46 @@ class PortalAccount(BaseModel):
 
     model_config = _SECTION
 
-    unit: UnitCode
-    username: str = Field(min_length=1)
-    password: SecretStr
+    unit: UnitCode = Field(
+        description="The top-level unit this account pushes for, sent as `dstcode` and `madonvi`."
+    )
+    username: str = Field(min_length=1, description="The unit's login at the portal.")
+    password: SecretStr = Field(
+        description="Its password; usually from the environment "
+        "(`DOSSIER_SYNC_PORTAL__ACCOUNTS__<n>__PASSWORD`)."
+    )
 
 
 class PortalSettings(BaseModel):
     model_config = _SECTION
 
-    base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8900")
-    timeout_s: float = Field(default=10.0, gt=0)
-    max_batch: int = Field(default=MAX_BATCH_ITEMS, ge=1, le=MAX_BATCH_ITEMS)
-    accounts: list[PortalAccount] = Field(default_factory=list)
-    catalogue_refresh_s: float = Field(default=3600.0, gt=0)
+    base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8900"),
+        description="Base URL of the portal's integration API (the default is where "
+        "`dossier-sync mock-portal` listens).",
+    )
+    timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of each HTTP request to the portal, seconds."
+    )
+    max_batch: int = Field(
+        default=MAX_BATCH_ITEMS,
+        ge=1,
+        le=MAX_BATCH_ITEMS,
+        description="Most items in one `DongBoHoSoMC` or `CapNhatTienDoHoSoMC` call (the "
+        f"contract allows {MAX_BATCH_ITEMS}).",
+    )
+    accounts: list[PortalAccount] = Field(
+        default_factory=list,
+        description="The portal accounts, one per top-level unit the deployment syncs for "
+        "(never two for one unit). Every agency a source serves needs its unit's account.",
+    )
+    catalogue_refresh_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between fetches of the portal's procedures and agencies "
+        "(`LayDanhSachTTHC`, `LayDanhMucCoQuan`), besides the one at start. The fetch rides "
+        "on the hourly housekeeping, so a value above 3600 acts as 3600.",
+    )
 
     @model_validator(mode="after")
     def _one_account_per_unit(self) -> Self:
@@ -147,17 +188,53 @@ AUTH_KEYS: Mapping[str, frozenset[str]] = {
 class SourceSettings(BaseModel):
     model_config = _SECTION
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
-    dialect: Dialect
-    base_url: AnyHttpUrl
-    agencies: list[AgencyCode] = Field(min_length=1)
-    poll_interval_s: float = Field(default=2.0, gt=0)
-    page_size: int = Field(default=200, ge=1, le=500)
-    concurrency: int = Field(default=8, ge=1, le=64)
-    auth: dict[str, SecretStr] = Field(default_factory=dict)
-    status_map: dict[str, StatusCode] = Field(default_factory=dict)
-    # DVCLT names agencies by integer `maDonVi`; this maps them to agency codes.
-    agency_map: dict[str, AgencyCode] = Field(default_factory=dict)
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The source's name, unique among the sources: its row in the database "
+        "(cursor, poll lease, health, pause switch), its `source` label in the metrics, its "
+        "`{name}` in the admin API. A renamed source is a new one and reads from the start.",
+    )
+    dialect: Dialect = Field(
+        description="The source system's API (`source-dialects.md`): OpenCPS, VNPT iGate or "
+        "the inter-agency DVCLT queue."
+    )
+    base_url: AnyHttpUrl = Field(description="Base URL of the source system's API.")
+    agencies: list[AgencyCode] = Field(
+        min_length=1,
+        description="Top-level units (all their agencies) or agencies whose dossiers this "
+        "source holds; a dossier of any other agency is quarantined (`agency_not_served`). "
+        "Each unit needs a `[[portal.accounts]]` entry.",
+    )
+    poll_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between polls; after failures the wait doubles, up to 5 minutes.",
+    )
+    page_size: int = Field(
+        default=200, ge=1, le=500, description="Records asked for in each page of a poll."
+    )
+    concurrency: int = Field(
+        default=8, ge=1, le=64, description="Most HTTP requests in flight to this source at once."
+    )
+    auth: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="The credentials of the dialect, exactly these keys: "
+        + "; ".join(f"{d}: {', '.join(sorted(k))}" for d, k in AUTH_KEYS.items())
+        + ".",
+    )
+    status_map: dict[str, StatusCode] = Field(
+        default_factory=dict,
+        description="Overrides of the dialect's status mapping: source status → "
+        "`TrangThaiHoSo` code. Records whose status maps to nothing are quarantined "
+        "(`unmapped_status`); a changed map re-evaluates them at the next poll.",
+    )
+    agency_map: dict[str, AgencyCode] = Field(
+        default_factory=dict,
+        description="`dvclt` only: the queue names agencies by integer `maDonVi`; this maps "
+        "each (as a string key) to its agency code.",
+    )
 
     @model_validator(mode="after")
     def _auth_fits_dialect(self) -> Self:
@@ -184,21 +261,80 @@ class SyncSettings(BaseModel):
 
     model_config = _SECTION
 
-    push_concurrency: int = Field(default=4, ge=1, le=64)
-    lease_s: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=12, ge=1)
-    backoff_initial_s: float = Field(default=0.5, gt=0)
-    backoff_max_s: float = Field(default=300.0, gt=0)
-    reconcile_interval_s: float = Field(default=60.0, gt=0)
-    reconcile_batch: int = Field(default=1000, ge=1)
-    push_log_retention_days: int = Field(default=30, ge=1)
+    push_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Units one process pushes to in parallel; a push round claims up to "
+        "`portal.max_batch` × this many dossiers.",
+    )
+    lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds claimed outbox rows stay a process's without renewal (renewed "
+        "while their push is in flight): a killed worker's rows are pushed by others after "
+        "this.",
+    )
+    poll_lease_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="The same for a source's poll lease (renewed at every poll and while one "
+        "runs): a killed worker's sources are polled by others after this. Unset: five poll "
+        "intervals of the source, at least 30 s. Must be longer than every source's "
+        "`poll_interval_s`.",
+    )
+    idle_push_wait_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="With nothing due, a pusher looks again this often. On PostgreSQL a "
+        "NOTIFY from whichever process stored a change wakes it at once, so a longer wait "
+        "only delays retries and a killed worker's rows, which no notification announces.",
+    )
+    max_attempts: int = Field(
+        default=12,
+        ge=1,
+        description="Push attempts of a dossier before it is given up as a dead letter; "
+        "pushes an open circuit breaker held back do not count.",
+    )
+    backoff_initial_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Wait after a dossier's first failed push; it doubles with each attempt "
+        "(jittered), and is never shorter than the portal's `Retry-After`.",
+    )
+    backoff_max_s: float = Field(
+        default=300.0, gt=0, description="Longest wait between two push attempts of a dossier."
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between read-back rounds (`TraCuuHoSo`), which turn acknowledged "
+        "dossiers into synced ones.",
+    )
+    reconcile_batch: int = Field(
+        default=1000,
+        ge=1,
+        description="Acknowledged dossiers read back per round, oldest first (a slice of "
+        "synced ones is read back besides, to notice changes made at the portal).",
+    )
+    push_log_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days the push log (`push_attempts`) is kept; older rows are purged hourly.",
+    )
 
 
 class LoggingSettings(BaseModel):
     model_config = _SECTION
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["json", "console"] = "json"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The least severe level logged."
+    )
+    format: Literal["json", "console"] = Field(
+        default="json",
+        description="`json`: one object a line, for a log collector; `console`: lines for "
+        "people at a terminal.",
+    )
 
 
 class Settings(BaseSettings):
@@ -211,12 +347,33 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    database_url: DatabaseUrl = DEFAULT_DATABASE_URL
-    api: ApiSettings = ApiSettings()
-    portal: PortalSettings = PortalSettings()
-    sources: list[SourceSettings] = Field(default_factory=list)
-    sync: SyncSettings = SyncSettings()
-    logging: LoggingSettings = LoggingSettings()
+    database_url: DatabaseUrl = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="The database: `sqlite+aiosqlite:///PATH` (one process) or "
+        "`postgresql+asyncpg://USER:PASSWORD@HOST:PORT/NAME` (any number of workers); "
+        "`sqlite://` and `postgresql://` are given their async drivers. "
+        "`dossier-sync db upgrade` migrates it; nothing else does.",
+    )
+    api: ApiSettings = Field(
+        default=ApiSettings(), description="The HTTP API that `dossier-sync serve` answers."
+    )
+    portal: PortalSettings = Field(
+        default=PortalSettings(),
+        description="The National Public Service Portal (DVCQG) the service pushes to and "
+        "reads back from.",
+    )
+    sources: list[SourceSettings] = Field(
+        default_factory=list,
+        description="The source systems to poll, one `[[sources]]` table each. Each is "
+        "polled by one process at a time, whichever holds its lease.",
+    )
+    sync: SyncSettings = Field(
+        default=SyncSettings(), description="Pushing to the portal, retries, leases, read-back."
+    )
+    logging: LoggingSettings = Field(
+        default=LoggingSettings(),
+        description="Logs: structured, on standard error, with personal data masked.",
+    )
 
     @model_validator(mode="after")
     def _sources_are_served(self) -> Self:
@@ -232,6 +389,19 @@ class Settings(BaseSettings):
                         f"sources[{index}].agencies[{position}]: {agency} belongs to unit "
                         f"{unit_of(agency)}, which has no [[portal.accounts]] entry"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _poll_lease_outlasts_intervals(self) -> Self:
+        lease = self.sync.poll_lease_s
+        for index, source in enumerate(self.sources):
+            if lease is not None and lease <= source.poll_interval_s:
+                # Each poll renews the lease: were it shorter than the interval, it would
+                # lapse between polls and the source wander from worker to worker.
+                raise ValueError(
+                    f"sync.poll_lease_s: {lease:g} s does not outlast "
+                    f"sources[{index}].poll_interval_s ({source.poll_interval_s:g} s)"
+                )
         return self
 
     @classmethod
@@ -322,12 +492,31 @@ def _apply_override(tree: dict[str, Any], name: str, path: list[str], raw: str) 
             if last:
                 node[segment] = value
             else:
-                node = node.setdefault(segment, [] if path[position + 1].isdigit() else {})
+                # A digit after a list is an index; after a table (``status_map``,
+                # ``agency_map``) it is a key: DVCLT's "1001", a source status "11".
+                is_list = path[position + 1].isdigit() and not _is_table(path[: position + 1])
+                node = node.setdefault(segment, [] if is_list else {})
         else:
             raise ConfigError(
                 f"configuration error: {name}: {_loc(tuple(path[:position]))} "
                 "is a value, not a section"
             )
+
+
+def _is_table(path: list[str]) -> bool:
+    """Whether the setting at ``path`` (lower-case names, list indexes as digits) is a
+    table of free keys, by the settings models' annotations."""
+    model: type[BaseModel] | None = Settings
+    annotation: Any = None
+    for segment in path:
+        if segment.isdigit():
+            continue  # an item of the list named before: ``model`` is already its type
+        if model is None or segment not in model.model_fields:
+            return False
+        annotation = model.model_fields[segment].annotation
+        inner = get_args(annotation)[0] if get_origin(annotation) is list else annotation
+        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    return get_origin(annotation) is dict
 
 
 def _describe(err: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""Operator tasks run from the command line against the configured database: API keys,
-listing and redriving dead letters. Each runs in one transaction (the command is the boundary)."""
+"""Operator tasks run from the command line against the configured database: API keys
+(create, list, revoke), listing and redriving dead letters. Each runs in one transaction
+(the command is the boundary)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.auth import CreatedKey, Scope, create_key
+from app.auth import CreatedKey, KeyView, Revocation, Scope, create_key, revoke_key
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
 from app.models import DeadLetter
+from app.repositories.api_keys import ApiKeyRepository
 from app.repositories.dead_letters import DeadLetterFilter, DeadLetterRepository
 from app.sync.deadletters import redrive
 
@@ -79,5 +81,25 @@ async def create_api_key(
                 now=datetime.now(UTC),
                 name=name,
             )
+    finally:
+        await engine.dispose()
+
+
+async def list_api_keys(settings: Settings, unit: str | None = None) -> Sequence[KeyView]:
+    """Every key (revoked ones too), oldest first; only ``unit``'s when given."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            return [KeyView.of(row) for row in await ApiKeyRepository(session).list_keys(unit)]
+    finally:
+        await engine.dispose()
+
+
+async def revoke_api_key(settings: Settings, which: str) -> Revocation:
+    """Revoke the key named by id, name or prefix (see :func:`app.auth.revoke_key`)."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            return await revoke_key(session, which, datetime.now(UTC))
     finally:
         await engine.dispose()

@@ -109,6 +109,21 @@ def test_environment_overrides_file_values(tmp_path: Path, monkeypatch: pytest.M
     assert settings.sources[1].secret("password") == "dvclt-env"
 
 
+def test_environment_sets_one_key_of_a_table_whose_keys_are_digits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status of the source or a DVCLT unit number is a table key, not a list index:
+    one can be added from the environment even where the file has no such table."""
+    without_tables = FULL.replace('[sources.status_map]\n"11" = "4"\n', "")
+    monkeypatch.setenv("DOSSIER_SYNC_SOURCES__0__STATUS_MAP__11", "4")
+    monkeypatch.setenv("DOSSIER_SYNC_SOURCES__0__STATUS_MAP__12", "5")
+    monkeypatch.setenv("DOSSIER_SYNC_SOURCES__1__AGENCY_MAP__1001", "000.00.12.G05")
+    settings = load_settings(write(tmp_path, without_tables))
+    assert "status_map" not in without_tables
+    assert settings.sources[0].status_map == {"11": "4", "12": "5"}
+    assert settings.sources[1].agency_map == {"12": "000.00.12.G05", "1001": "000.00.12.G05"}
+
+
 def test_environment_alone_can_configure_lists_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "DOSSIER_SYNC_PORTAL__ACCOUNTS",

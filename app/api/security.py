@@ -1,6 +1,6 @@
 """Authentication (``Authorization: Bearer <key>``), scopes and the per-key rate limit.
 
-401 for a missing or unknown key; 403 for a key used outside its scope or its unit —
+401 for a missing, unknown or revoked key; 403 for a key used outside its scope or its unit —
 and callers that check a dossier's unit answer 404 for another unit's dossier exactly as
 for one that does not exist, so that no answer reveals it. The rate limit is a token
 bucket per key in this process (``api.rate_limit_per_s``, ``api.rate_limit_burst``);
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -68,7 +69,7 @@ async def principal(
             401, "unauthorized", "missing API key", headers={"WWW-Authenticate": "Bearer"}
         )
     async with transaction(service.sessions) as session:
-        found = await authenticate(session, credentials.credentials)
+        found = await authenticate(session, credentials.credentials, datetime.now(UTC))
     if found is None:
         raise ApiError(
             401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"}

@@ -29,6 +29,7 @@ from app.mockportal.core import (
     ItemResult,
     PortalCore,
     PortalError,
+    Rejection,
     owning_agency,
     session_fingerprint,
     utcnow,
@@ -281,7 +282,7 @@ class _Pipeline:
                 await _drop(request)
             case "ack_then_lose":
                 return False
-            case "commit_then_drop":
+            case "commit_then_drop" | "reject":  # act after (reject: while) processing
                 pass
         return True
 
@@ -319,13 +320,21 @@ class _Pipeline:
         known = INTEGRATION_SERVICES if call.endpoint == "integration" else SHARE_SERVICES
         if service not in known:
             raise PortalError(ErrorCode.UNKNOWN_SERVICE, f"Dịch vụ không tồn tại: {service!r}")
+        reject = _rejection(call.fault)
         if service == "DongBoHoSoMC":
             results = core.sync_dossiers(
-                unit, body.get("isUpdating"), body.get("data"), call.at, commit=commit
+                unit,
+                body.get("isUpdating"),
+                body.get("data"),
+                call.at,
+                commit=commit,
+                reject=reject,
             )
             return self._item_answer(call, results, stored=commit)
         if service == "CapNhatTienDoHoSoMC":
-            results = core.update_progress(unit, body.get("data"), call.at, commit=commit)
+            results = core.update_progress(
+                unit, body.get("data"), call.at, commit=commit, reject=reject
+            )
             return self._item_answer(call, results, stored=commit)
         if service == "TraCuuHoSo":
             return core.lookup(unit, body)
@@ -396,6 +405,14 @@ class _Pipeline:
             fault=entry.fault,
             latency_ms=entry.latency_ms,
         )
+
+
+def _rejection(fault: Fault | None) -> Rejection | None:
+    """A ``reject`` fault as the core applies it: the code for each item it names."""
+    if fault is None or fault.action.type != "reject":
+        return None
+    code = ErrorCode(fault.action.error_code or ErrorCode.VALIDATION_FAILED)
+    return lambda ma_ho_so: code if fault.rejects(ma_ho_so) else None
 
 
 def _pretend_success(call: _Call) -> None:

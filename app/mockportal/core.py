@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,9 @@ from app.mockportal.records import StoredDossier
 
 INTEGRATION_SERVICES = frozenset({"DongBoHoSoMC", "CapNhatTienDoHoSoMC"})
 SHARE_SERVICES = frozenset({"TraCuuHoSo", "LayThuTuc", "LayDanhSachTTHC", "LayDanhMucCoQuan"})
+
+Rejection = Callable[[str | None], ErrorCode | None]
+"""A ``reject`` fault: the code an item is refused with (by its MaHoSo), or None."""
 
 MESSAGES = {
     ErrorCode.SUCCESS: "Thành công",
@@ -203,9 +206,11 @@ class PortalCore:
         now: datetime,
         *,
         commit: bool = True,
+        reject: Rejection | None = None,
     ) -> list[ItemResult]:
         """Create (``isUpdating: "False"``) or update (``"True"``) dossiers, item by item.
-        With ``commit=False`` nothing is stored (a dry run: what would be answered)."""
+        With ``commit=False`` nothing is stored (a dry run: what would be answered).
+        ``reject`` (a fault) names the items refused whatever they hold, with its code."""
         items = _batch(data)
         if is_updating not in ("True", "False"):
             raise PortalError(
@@ -218,6 +223,7 @@ class PortalCore:
         for index, raw in enumerate(items):
             sent = _sent(raw, "TrangThaiHoSo")
             try:
+                _injected(reject, sent, index)
                 stored = self._sync_one(unit, updating, index, raw, now=now, staged=staged)
             except _Refused as refused:
                 result = sent.refused(refused)
@@ -286,7 +292,13 @@ class PortalCore:
     # --- CapNhatTienDoHoSoMC (§3.2) ------------------------------------------------------
 
     def update_progress(
-        self, unit: str, data: Any, now: datetime, *, commit: bool = True
+        self,
+        unit: str,
+        data: Any,
+        now: datetime,
+        *,
+        commit: bool = True,
+        reject: Rejection | None = None,
     ) -> list[ItemResult]:
         items = _batch(data)
         results: list[ItemResult] = []
@@ -294,6 +306,7 @@ class PortalCore:
         for index, raw in enumerate(items):
             sent = _sent(raw, "TrangThai")
             try:
+                _injected(reject, sent, index)
                 key, form = self._progress_one(unit, index, raw, added)
             except _Refused as refused:
                 result = sent.refused(refused)
@@ -519,6 +532,21 @@ class _Sent:
             self.content_hash,
             self.occurred_at,
         )
+
+
+_REJECTED = {
+    ErrorCode.VALIDATION_FAILED: "dữ liệu không hợp lệ",
+    ErrorCode.TRANSITION_REFUSED: "không được phép chuyển trạng thái",
+    ErrorCode.UNIT_MISMATCH: "hồ sơ không thuộc đơn vị",
+}
+
+
+def _injected(reject: Rejection | None, sent: _Sent, index: int) -> None:
+    """Refuse an item that a ``reject`` fault names, whatever it holds."""
+    code = reject(sent.ma_ho_so) if reject is not None else None
+    if code is not None:
+        reason = _REJECTED.get(code) or MESSAGES.get(code, "")
+        raise _Refused(code, f"data[{index}].MaHoSo: {reason} (lỗi giả lập)")
 
 
 def _sent(raw: Any, status_field: str) -> _Sent:

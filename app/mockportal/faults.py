@@ -26,7 +26,14 @@ ActionType = Literal[
     "drop",
     "commit_then_drop",
     "ack_then_lose",
+    "reject",
 ]
+
+# The item-level codes a ``reject`` rule may answer: the permanent refusals of contract §6
+# that concern one item (``-9`` and ``-1`` concern the whole request).
+RejectCode = Literal[-5, -6, -10]
+# The calls whose items a ``reject`` rule refuses (the only ones a reject rule selects).
+REJECTABLE_SERVICES = frozenset({"DongBoHoSoMC", "CapNhatTienDoHoSoMC"})
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -64,7 +71,10 @@ class FaultAction(BaseModel):
         "(nothing stored); rate_limit: 429 with Retry-After; expire_session: end the "
         "caller's session, then answer (so -2); hang: never answer, until the client gives "
         "up; drop: close the connection before answering; commit_then_drop: store, then "
-        "close without answering; ack_then_lose: answer success, store nothing."
+        "close without answering; ack_then_lose: answer success, store nothing; reject: "
+        "refuse the request's items that the selector's ma_ho_so_prefix matches (every item "
+        "without a prefix) with error_code, process the others (DongBoHoSoMC and "
+        "CapNhatTienDoHoSoMC calls only)."
     )
     latency_ms: float | None = Field(default=None, ge=0, description="latency: fixed delay")
     latency_max_ms: float | None = Field(
@@ -76,6 +86,10 @@ class FaultAction(BaseModel):
     retry_after_s: float | None = Field(
         default=None, ge=0, description="rate_limit: Retry-After in seconds (default 1)"
     )
+    error_code: RejectCode | None = Field(
+        default=None,
+        description="reject: the permanent item error answered, -5, -6 or -10 (default -5)",
+    )
 
     @model_validator(mode="after")
     def _latency_given(self) -> Self:
@@ -83,6 +97,8 @@ class FaultAction(BaseModel):
             raise ValueError("latency_ms is required for a latency action")
         if self.latency_max_ms is not None and (self.latency_ms or 0) > self.latency_max_ms:
             raise ValueError("latency_max_ms must be ≥ latency_ms")
+        if self.error_code is not None and self.type != "reject":
+            raise ValueError("error_code is only for a reject action")
         return self
 
 
@@ -222,6 +238,14 @@ class Fault:
     rule_id: int
     action: FaultAction
     latency_s: float = 0.0
+    ma_ho_so_prefix: str | None = None  # the rule's selector (reject: which items)
+
+    def rejects(self, ma_ho_so: str | None) -> bool:
+        """Whether a ``reject`` fault refuses this item."""
+        if self.action.type != "reject":
+            return False
+        prefix = self.ma_ho_so_prefix
+        return prefix is None or (ma_ho_so is not None and ma_ho_so.startswith(prefix))
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"rule": self.rule_id, "action": self.action.type}
@@ -245,6 +269,13 @@ class FaultRule:
     def selects(self, facts: RequestFacts) -> bool:
         selector = self.spec.selector
         if selector.service is not None and selector.service != facts.service:
+            return False
+        action = self.spec.action
+        if (
+            action is not None
+            and action.type == "reject"
+            and facts.service not in (REJECTABLE_SERVICES)
+        ):
             return False
         if selector.agency is not None and selector.agency not in (
             facts.unit,
@@ -316,7 +347,8 @@ class FaultEngine:
             if action is None:
                 continue
             rule.fired += 1
-            return Fault(rule.id, action, _latency(action, rule.rng))
+            prefix = rule.spec.selector.ma_ho_so_prefix
+            return Fault(rule.id, action, _latency(action, rule.rng), prefix)
         return None
 
 

@@ -5,7 +5,7 @@ from app.models.base import Base
 from app.models.catalogue import Agency, Procedure
 from app.models.dossier import DossierRow, ProgressRow
 from app.models.quarantine import QuarantineEntry
-from app.models.source import PollCheckpoint, Source, SourceMessage
+from app.models.source import PollCheckpoint, PollWorker, Source, SourceMessage
 from app.models.sync import DeadLetter, PushAttempt, SyncState, SyncStatus
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "DeadLetter",
     "DossierRow",
     "PollCheckpoint",
+    "PollWorker",
     "Procedure",
     "ProgressRow",
     "PushAttempt",

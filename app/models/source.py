@@ -34,6 +34,18 @@ class Source(Base):
     poll_requested_at: Mapped[datetime | None]
 
 
+class PollWorker(Base):
+    """An engine that polls sources, alive while its heartbeat has not expired. The
+    sources are shared out among the live ones (each takes about its share), so adding a
+    worker spreads the polling, the heaviest part of a sync, across processes."""
+
+    __tablename__ = "poll_workers"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class PollCheckpoint(Base):
     """Where a poll stream of a source stands. Written in the same transaction as the
     records it covers, so a crash never skips or half-applies a page.

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from app.models import ApiKey
 from app.repositories.base import Repository
+
+MAX_ID = 2**31 - 1  # an INTEGER column: a larger number names no key (and would not bind)
 
 
 class ApiKeyRepository(Repository):
@@ -62,3 +64,25 @@ class ApiKeyRepository(Repository):
                 select(ApiKey).where(ApiKey.unit == unit).order_by(ApiKey.created_at)
             )
         ).all()
+
+    async def list_keys(self, unit: str | None = None) -> Sequence[ApiKey]:
+        """Every key, revoked ones included, oldest first; only ``unit``'s when given."""
+        query = select(ApiKey).order_by(ApiKey.id)
+        if unit is not None:
+            query = query.where(ApiKey.unit == unit)
+        return (await self.session.scalars(query)).all()
+
+    async def matching(self, which: str) -> Sequence[ApiKey]:
+        """The keys an operator names: by id (digits), else by name or display prefix.
+        Names are not unique, so several may match."""
+        if which.isascii() and which.isdigit():
+            if int(which) > MAX_ID:
+                return []
+            condition = ApiKey.id == int(which)
+        else:
+            condition = or_(ApiKey.name == which, ApiKey.prefix == which)
+        # populate_existing: a key revoked earlier in this session (revoke() updates in
+        # SQL only) must show its revoked_at.
+        query = select(ApiKey).where(condition).order_by(ApiKey.id)
+        query = query.execution_options(populate_existing=True)
+        return (await self.session.scalars(query)).all()

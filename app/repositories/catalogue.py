@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app.models import Agency, Procedure
 from app.models.base import table_of
 from app.repositories.base import Repository
+
+# Transaction-scoped advisory lock taken by a catalogue refresh on PostgreSQL (an arbitrary
+# constant, the same in every process).
+_REFRESH_LOCK = 0x64_6F_73_73_63_61_74  # "dosscat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,7 @@ class CatalogueAgency:
 class CatalogueRepository(Repository):
     async def replace_procedures(self, procedures: Sequence[dict[str, Any]], now: datetime) -> None:
         """Replace the procedure list with the portal's current one (``LayDanhSachTTHC``)."""
+        await self._serialise_refreshes()
         await self.session.execute(delete(Procedure))
         if procedures:
             await self.session.execute(
@@ -44,6 +49,7 @@ class CatalogueRepository(Repository):
         return await self.session.get(Procedure, code)
 
     async def replace_agencies(self, agencies: Sequence[CatalogueAgency], now: datetime) -> None:
+        await self._serialise_refreshes()
         await self.session.execute(delete(Agency))
         if agencies:
             await self.session.execute(
@@ -53,6 +59,13 @@ class CatalogueRepository(Repository):
                     for a in agencies
                 ],
             )
+
+    async def _serialise_refreshes(self) -> None:
+        """Workers starting together refresh at once: without a lock, the second one's
+        delete misses the rows the first inserted meanwhile, and its insert collides
+        with them. Held until the transaction ends; SQLite serialises writers anyway."""
+        if self.dialect == "postgresql":
+            await self.session.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK)))
 
     async def agencies(self) -> Sequence[Agency]:
         return (await self.session.scalars(select(Agency).order_by(Agency.code))).all()

@@ -6,13 +6,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, select, tuple_, update
 
 from app.models import SyncState, SyncStatus
 from app.models.base import table_of
 from app.repositories.base import Repository
 
 _PENDING = SyncStatus.PENDING.value
+
+# PostgreSQL channel on which a transaction that made outbox rows due says so (on commit).
+# Only a hint to idle pushers: they look for due rows on their own anyway.
+CHANGES_CHANNEL = "dossier_sync_outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class OutboxRepository(Repository):
                 for change in changes
             ],
         )
+        await self.notify_changes()
 
     async def mark_progress_pending(self, dossier_ids: Iterable[int], now: datetime) -> None:
         """New progress records to deliver. Dead dossiers stay dead (their progress waits
@@ -109,6 +114,14 @@ class OutboxRepository(Repository):
             )
             .execution_options(synchronize_session=False)
         )
+        await self.notify_changes()
+
+    async def notify_changes(self) -> None:
+        """Tell idle pushers of every process that rows may be due, when this transaction
+        commits (PostgreSQL folds repeats within one transaction into one notification).
+        No-op on SQLite, which runs one worker and has no such channel."""
+        if self.dialect == "postgresql":
+            await self.session.execute(select(func.pg_notify(CHANGES_CHANNEL, "")))
 
     async def claim(
         self,
@@ -146,6 +159,18 @@ class OutboxRepository(Repository):
             .execution_options(synchronize_session=False, populate_existing=True)
         )
         return sorted(claimed.all(), key=lambda row: (row.next_attempt_at, row.dossier_id))
+
+    async def extend_leases(self, owner: str, now: datetime, lease_for: timedelta) -> int:
+        """Keep ``owner``'s claims while their push is in flight, so that a round slower
+        than the lease is not pushed a second time by another worker. Claimed rows are
+        pending: the partial indexes of the pending set serve the scan."""
+        result = await self.session.execute(
+            update(SyncState)
+            .where(SyncState.pending_since.is_not(None), SyncState.lease_owner == owner)
+            .values(lease_expires_at=now + lease_for)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def _owned(self, dossier_id: int, owner: str) -> tuple[ColumnElement[bool], ...]:
         return (SyncState.dossier_id == dossier_id, SyncState.lease_owner == owner)
@@ -264,12 +289,16 @@ class OutboxRepository(Repository):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def give_up(self, dossier_id: int, message: str) -> None:
+    async def give_up(
+        self, dossier_id: int, message: str, *, change_seq: int | None = None
+    ) -> bool:
         """Dead without a push in flight (read-back found the portal ahead of the source);
-        a lease held by a pusher is dropped with it."""
-        await self.session.execute(
+        a lease held by a pusher is dropped with it. With ``change_seq``, only if the row
+        is still at that change (read-back judged what it read before its look-up: a
+        change stored since makes the verdict stale). Whether the row became dead."""
+        result = await self.session.execute(
             update(SyncState)
-            .where(SyncState.dossier_id == dossier_id)
+            .where(SyncState.dossier_id == dossier_id, *_at_change(change_seq))
             .values(
                 status=SyncStatus.DEAD.value,
                 pending_since=None,
@@ -280,6 +309,7 @@ class OutboxRepository(Repository):
             )
             .execution_options(synchronize_session=False)
         )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def release(self, dossier_ids: Iterable[int], owner: str) -> None:
         """Hand claimed rows back untouched (graceful shutdown): due again at once."""
@@ -298,17 +328,20 @@ class OutboxRepository(Repository):
         *,
         exists_at_portal: bool | None = None,
         attempts: int = 0,
-    ) -> None:
+        change_seq: int | None = None,
+    ) -> int:
         """Push again (redrive, or read-back found the portal missing or stale): the
         portal's copy is no longer trusted, so the next push starts from what it holds
         (``exists_at_portal``: what read-back saw, ``None`` when unknown). ``attempts``:
-        the budget already spent (a pusher requeueing its own failed push keeps it)."""
+        the budget already spent (a pusher requeueing its own failed push keeps it).
+        ``change_seq``: only rows still at that change (see :meth:`give_up`). How many
+        rows were queued."""
         ids = list(dossier_ids)
         if not ids:
-            return
-        await self.session.execute(
+            return 0
+        result = await self.session.execute(
             update(SyncState)
-            .where(SyncState.dossier_id.in_(ids))
+            .where(SyncState.dossier_id.in_(ids), *_at_change(change_seq))
             .values(
                 status=_PENDING,
                 pending_since=func.coalesce(SyncState.pending_since, now),
@@ -323,25 +356,35 @@ class OutboxRepository(Repository):
             )
             .execution_options(synchronize_session=False)
         )
+        await self.notify_changes()
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_confirmed(self, dossier_id: int, version: int, now: datetime) -> bool:
         """Read-back found ``version`` at the portal. Only an acknowledged row whose
         latest version is the one found becomes ``synced``."""
+        return await self.mark_confirmed_many([(dossier_id, version)], now) == 1
+
+    async def mark_confirmed_many(self, found: Iterable[tuple[int, int]], now: datetime) -> int:
+        """:meth:`mark_confirmed` for many ``(dossier_id, version)`` pairs at once (one
+        statement: a read-back round confirms up to a batch of rows); how many rows
+        became ``synced``."""
+        pairs = list(found)
+        if not pairs:
+            return 0
         result = await self.session.execute(
             update(SyncState)
             .where(
-                SyncState.dossier_id == dossier_id,
+                tuple_(SyncState.dossier_id, SyncState.pending_version).in_(pairs),
                 SyncState.status == SyncStatus.ACKED.value,
-                SyncState.pending_version == version,
             )
             .values(
                 status=SyncStatus.SYNCED.value,
-                confirmed_version=version,
+                confirmed_version=SyncState.pending_version,
                 confirmed_at=now,
             )
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def acked_for_readback(self, limit: int, unit: str | None = None) -> Sequence[SyncState]:
         """Acknowledged rows awaiting read-back (of one ``unit``, or all), oldest
@@ -425,3 +468,8 @@ def _acked_part(version: int | None, status: str | None) -> dict[str, object]:
         "acked_status": status,
         "exists_at_portal": True,
     }
+
+
+def _at_change(change_seq: int | None) -> tuple[ColumnElement[bool], ...]:
+    """The row is still at ``change_seq`` (no condition when None)."""
+    return () if change_seq is None else (SyncState.change_seq == change_seq,)

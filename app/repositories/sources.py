@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
-from app.models import PollCheckpoint, Source, SourceMessage
+from app.models import PollCheckpoint, PollWorker, Source, SourceMessage
 from app.repositories.base import Repository
 
 
@@ -124,6 +124,38 @@ class SourceRepository(Repository):
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def held_by(self, owner: str, now: datetime) -> int:
+        """How many sources ``owner`` holds an unexpired poll lease on."""
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(Source)
+            .where(Source.lease_owner == owner, Source.lease_expires_at > now)
+        )
+        return int(count or 0)
+
+    async def heartbeat(self, owner: str, now: datetime, ttl: timedelta) -> None:
+        """``owner`` polls sources and is alive until ``now + ttl``."""
+        statement = self.insert(PollWorker).values(
+            owner=owner, heartbeat_at=now, expires_at=now + ttl
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["owner"],
+                set_={"heartbeat_at": now, "expires_at": now + ttl},
+            )
+        )
+
+    async def live_workers(self, now: datetime) -> int:
+        """How many polling engines are alive (a dead one's heartbeat expires; expired
+        rows are swept at the same time)."""
+        await self.session.execute(delete(PollWorker).where(PollWorker.expires_at <= now))
+        count = await self.session.scalar(select(func.count()).select_from(PollWorker))
+        return int(count or 0)
+
+    async def forget_worker(self, owner: str) -> None:
+        """``owner`` stops polling (a clean shutdown): its share goes to the others at once."""
+        await self.session.execute(delete(PollWorker).where(PollWorker.owner == owner))
 
     async def release_poll_lease(self, source_id: int, owner: str) -> None:
         await self.session.execute(

@@ -2,25 +2,32 @@
 
 ``serve`` and ``worker`` run an :class:`Engine` until SIGTERM; the demo and tests drive
 it too. Several engines (processes) may share one PostgreSQL: each source is polled by
-one engine at a time (a lease on its row, taken before every poll and handed over when an
-engine dies), and outbox rows are claimed under leases (``SKIP LOCKED``).
+one engine at a time (a lease on its row, taken before every poll, renewed while the poll
+runs and handed over when an engine dies), and outbox rows are claimed under leases
+(``SKIP LOCKED``) renewed while their push is in flight, so a short lease hands a dead
+engine's work over quickly without a slow round being pushed twice. On PostgreSQL each
+engine's pusher is woken by a NOTIFY when any process stores a change (``wakeup.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings, SourceSettings
 from app.db import transaction
 from app.logs import get_logger
+from app.models import Source
 from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
+from app.repositories.outbox import OutboxRepository
 from app.repositories.push_log import PushLogRepository
 from app.repositories.sources import SourceRepository
 from app.sync.observe import NullObserver, Observer
@@ -28,10 +35,12 @@ from app.sync.poll import Poller, PollReport, backoff_delay
 from app.sync.portal import PortalClient, PortalError
 from app.sync.push import Pusher, PushReport
 from app.sync.reconcile import Reconciler, ReconcileReport
+from app.sync.wakeup import WakeupListener, listener_for
 
 log = get_logger("dossier_sync.engine")
 
-IDLE_PUSH_WAIT_S = 0.5  # with nothing due, look again this often (or when woken)
+T = TypeVar("T")
+
 POLL_REQUEST_CHECK_S = 1.0  # between polls, look for an operator's poll-now this often
 PURGE_EVERY_S = 3600.0
 
@@ -91,10 +100,13 @@ class Engine:
             else None
         )
         self._wake = asyncio.Event()  # set when a poll stored changes: push now
+        self.wakeup: WakeupListener | None = (
+            listener_for(sessions.kw.get("bind"), self.wake) if self.pusher is not None else None
+        )
 
     def wake(self) -> None:
         """Push now rather than at the next idle check: changes were stored outside the
-        pollers (records pushed to the API)."""
+        pollers (records pushed to the API, or another process's NOTIFY)."""
         self._wake.set()
 
     async def aclose(self) -> None:
@@ -126,13 +138,15 @@ class Engine:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every loop until ``stop`` is set; each loop finishes its current round
         (a push in flight completes and records its outcome), then leases are released."""
-        await self.refresh_catalogue()
+        await self._refresh_catalogue_or_log()
         loops: list[Awaitable[None]] = [self._poll_loop(p, stop) for p in self.pollers]
         if self.pusher is not None:
             loops.append(self._push_loop(stop))
         if self.reconciler is not None:
             loops.append(self._reconcile_loop(stop))
         loops.append(self._housekeeping_loop(stop))
+        if self.wakeup is not None:
+            loops.append(self.wakeup.run(stop))
         try:
             await asyncio.gather(*loops)
         finally:
@@ -140,18 +154,54 @@ class Engine:
         log.info("engine stopped", owner=self.owner)
 
     async def _poll(self, poller: Poller) -> PollReport | None:
-        """Poll if this engine holds the source's lease (taken or renewed now)."""
+        """Poll if this engine holds the source's lease (taken or renewed now, and while
+        the poll runs). None: another engine holds it, or took it during the poll."""
         settings = poller.settings
-        ttl = timedelta(seconds=max(30.0, settings.poll_interval_s * 5))
+        ttl = timedelta(
+            seconds=self.settings.sync.poll_lease_s or max(30.0, settings.poll_interval_s * 5)
+        )
         async with transaction(self.sessions) as session:
             sources = SourceRepository(session)
-            source = await sources.ensure(settings.name, settings.dialect, self.clock())
-            if not await sources.acquire_poll_lease(source.id, self.owner, self.clock(), ttl):
+            now = self.clock()
+            source = await sources.ensure(settings.name, settings.dialect, now)
+            if not await self._my_share(sources, source, now, ttl):
                 return None
-        report = await poller.poll_once()
-        if report.changed or report.progress_added:
+            if not await sources.acquire_poll_lease(source.id, self.owner, now, ttl):
+                return None
+        source_id = poller.source_id = source.id  # known now, so a stop releases it
+
+        async def renew() -> bool:
+            async with transaction(self.sessions) as session:
+                return await SourceRepository(session).acquire_poll_lease(
+                    source_id, self.owner, self.clock(), ttl
+                )
+
+        report = await _renewing(poller.poll_once(), renew, ttl.total_seconds() / 3, settings.name)
+        if report is not None and (report.changed or report.progress_added):
             self._wake.set()
         return report
+
+    async def _my_share(
+        self, sources: SourceRepository, source: Source, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Whether this engine may poll ``source`` now. The sources are shared out among
+        the live polling engines (heartbeats): each holds at most ``ceil(sources / live
+        engines)``. One holding more hands this source over (its lease released, another
+        engine takes it at its next poll); one holding its share leaves a free source to
+        the others. Without this the first engine to start would poll every source —
+        the heaviest part of a sync — while the others idled."""
+        await sources.heartbeat(self.owner, now, ttl)
+        polled = max(1, len(self.pollers))  # every engine is configured with the same sources
+        share = math.ceil(polled / max(1, await sources.live_workers(now)))
+        held = await sources.held_by(self.owner, now)
+        expires = source.lease_expires_at
+        if source.lease_owner == self.owner and expires is not None and expires > now:
+            if held > share:
+                await sources.release_poll_lease(source.id, self.owner)
+                log.info("source handed over", source=source.name, held=held, share=share)
+                return False
+            return True
+        return held < share
 
     async def _poll_loop(self, poller: Poller, stop: asyncio.Event) -> None:
         failures = 0
@@ -195,18 +245,32 @@ class Engine:
                 return
 
     async def _push_loop(self, stop: asyncio.Event) -> None:
-        assert self.pusher is not None  # noqa: S101 - only started with a pusher
+        idle_s = self.settings.sync.idle_push_wait_s
         while not stop.is_set():
+            # Cleared before the round, not after: a change committed while the round ran
+            # may have come after its claim, and its wake-up must not be lost.
+            self._wake.clear()
             try:
-                pushed = await self.pusher.push_once()
+                pushed = await self._push_round()
             except Exception:
                 log.exception("push round crashed")
                 await _sleep(stop, 1.0)
                 continue
-            if pushed.claimed == 0:
-                self._wake.clear()
+            if pushed is not None and pushed.claimed == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stop, self._wake), IDLE_PUSH_WAIT_S)
+                    await asyncio.wait_for(_first(stop, self._wake), idle_s)
+
+    async def _push_round(self) -> PushReport | None:
+        """One push round, its claims' leases renewed while it runs."""
+        assert self.pusher is not None  # noqa: S101 - only called with a pusher
+        lease = timedelta(seconds=self.settings.sync.lease_s)
+
+        async def renew() -> bool:
+            async with transaction(self.sessions) as session:
+                await OutboxRepository(session).extend_leases(self.owner, self.clock(), lease)
+            return True  # rows taken over meanwhile are ignored when the round records
+
+        return await _renewing(self.pusher.push_once(), renew, lease.total_seconds() / 3, "push")
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         assert self.reconciler is not None  # noqa: S101 - only started with a reconciler
@@ -222,10 +286,21 @@ class Engine:
             await _sleep(stop, min(PURGE_EVERY_S, self.settings.portal.catalogue_refresh_s))
             if stop.is_set():
                 return
-            await self.refresh_catalogue()
+            await self._refresh_catalogue_or_log()
             cutoff = self.clock() - timedelta(days=self.settings.sync.push_log_retention_days)
-            async with transaction(self.sessions) as session:
-                await PushLogRepository(session).purge_before(cutoff)
+            try:
+                async with transaction(self.sessions) as session:
+                    await PushLogRepository(session).purge_before(cutoff)
+            except Exception:  # the next purge catches up
+                log.exception("push log purge failed")
+
+    async def _refresh_catalogue_or_log(self) -> None:
+        """A refresh that fails (the database away a moment) must not stop the engine:
+        the catalogue of the last refresh stays, and the next one tries again."""
+        try:
+            await self.refresh_catalogue()
+        except Exception:
+            log.exception("catalogue refresh crashed")
 
     async def refresh_catalogue(self) -> bool:
         """Fetch the portal's procedures and agencies (normalisation checks MaTTHC and
@@ -264,6 +339,37 @@ class Engine:
             for poller in self.pollers:
                 if poller.source_id is not None:
                     await sources.release_poll_lease(poller.source_id, self.owner)
+            if self.pollers:
+                await sources.forget_worker(self.owner)
+
+
+async def _renewing(
+    work: Coroutine[Any, Any, T],
+    renew: Callable[[], Awaitable[bool]],
+    every_s: float,
+    what: str,
+) -> T | None:
+    """Run ``work`` while renewing the lease it runs under every ``every_s`` seconds.
+    None when a renewal finds the lease taken by another engine (this one's renewals
+    failed for a whole lease): the work is cancelled, since that engine does it now."""
+    task = asyncio.create_task(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every_s)
+            if done:
+                return task.result()
+            try:
+                kept = await renew()
+            except Exception as error:  # the database is away: the work itself will say so
+                log.warning("lease renewal failed", work=what, error=type(error).__name__)
+                continue
+            if not kept:
+                log.warning("lease lost to another engine; work abandoned", work=what)
+                return None
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
 
 def _poll_delay(settings: SourceSettings, failures: int) -> float:

@@ -339,14 +339,18 @@ class Pusher:
                 if failure.permanent
                 else (f"gave up after {attempts} attempts: {failure.message}")
             )
-            await outbox.mark_dead(
+            if not await outbox.mark_dead(
                 w.state.dossier_id,
                 self.owner,
                 error_code=failure.code,
                 message=reason,
                 acked_version=acked_version,
                 acked_status=acked_status,
-            )
+            ):
+                # The lease ran out and another engine holds the row now: its fate is that
+                # engine's to decide. A letter here would name a row that is not dead.
+                log.info("refusal not recorded: the row is another engine's", ma_ho_so=w.code)
+                return
             await letters.add(
                 dossier_id=w.state.dossier_id,
                 ma_ho_so=w.dossier.ma_ho_so,

@@ -155,19 +155,24 @@ class Reconciler:
             outbox = OutboxRepository(session)
             repository = DossierRepository(session)
             letters = DeadLetterRepository(session)
+            confirmed: list[tuple[int, int]] = []
             for state in states:
                 row = dossiers[state.dossier_id]
                 report.checked += 1
                 verdict = judge(row, delivered.get(row.id, set()), lookup.found.get(row.ma_ho_so))
                 if verdict.kind == "confirmed":
                     if state.status == "acked":
-                        report.confirmed += int(
-                            await outbox.mark_confirmed(row.id, row.version, now)
-                        )
+                        confirmed.append((row.id, row.version))
                     continue
+                # The verdict is on what was read before the look-up; a row changed since
+                # (a newer version stored, maybe pushed already by another worker) is
+                # judged afresh next time, not on this stale reading.
                 if verdict.kind == "conflict":
+                    if not await outbox.give_up(
+                        row.id, verdict.detail, change_seq=state.change_seq
+                    ):
+                        continue
                     report.conflicts += 1
-                    await outbox.give_up(row.id, verdict.detail)
                     await letters.add(
                         dossier_id=row.id,
                         ma_ho_so=row.ma_ho_so,
@@ -181,12 +186,15 @@ class Reconciler:
                         now=now,
                     )
                     continue
-                report.requeued += 1
-                await repository.reset_progress_delivery(row.id, verdict.steps_at_portal)
-                await outbox.requeue(
+                if not await outbox.requeue(
                     [row.id],
                     now,
                     f"read-back: {verdict.detail}",
                     exists_at_portal=verdict.kind != "missing",
-                )
+                    change_seq=state.change_seq,
+                ):
+                    continue
+                report.requeued += 1
+                await repository.reset_progress_delivery(row.id, verdict.steps_at_portal)
                 log.info("read-back mismatch", ma_ho_so=row.ma_ho_so, verdict=verdict.kind)
+            report.confirmed += await outbox.mark_confirmed_many(confirmed, now)

@@ -1,9 +1,10 @@
 """API keys: created once and stored as a hash, found by the key, scoped to a unit or
-one agency; the per-key token bucket."""
+one agency, their last use recorded, revoked by id, name or prefix (and then refused over
+HTTP); the per-key token bucket."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,22 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.security import TokenBuckets
-from app.auth import KEY_PREFIX, Principal, Scope, authenticate, create_key, hash_key
+from app.auth import (
+    KEY_PREFIX,
+    LAST_USED_EVERY,
+    AmbiguousKeyError,
+    KeyNotFoundError,
+    Principal,
+    Scope,
+    authenticate,
+    create_key,
+    hash_key,
+    revoke_key,
+)
+from app.db import transaction
 from app.models import ApiKey
 from app.repositories.api_keys import ApiKeyRepository
+from tests.api.conftest import Api
 from tests.service.conftest import run_cli
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -120,3 +134,86 @@ def test_keys_create_names_the_bad_option(args: list[str], named: str) -> None:
     result = run_cli("keys", "create", *args)
     assert result.returncode == 2
     assert named in result.stderr
+
+
+async def test_a_key_records_its_last_use_at_most_once_a_minute(session: AsyncSession) -> None:
+    created = await create_key(session, unit=H26, agency=None, scopes=[Scope.READ], now=NOW)
+
+    async def last_used() -> datetime | None:
+        row = await session.get(ApiKey, created.key_id, populate_existing=True)
+        assert row is not None
+        return row.last_used_at
+
+    assert await last_used() is None
+    assert await authenticate(session, created.key) is not None  # no clock: not recorded
+    assert await last_used() is None
+    assert await authenticate(session, created.key, NOW) is not None
+    assert await last_used() == NOW
+    assert await authenticate(session, created.key, NOW + timedelta(seconds=59)) is not None
+    assert await last_used() == NOW
+    later = NOW + LAST_USED_EVERY
+    assert await authenticate(session, created.key, later) is not None
+    assert await last_used() == later
+    assert await authenticate(session, created.key + "x", later + LAST_USED_EVERY) is None
+    assert await last_used() == later
+
+
+async def test_revoke_a_key_by_id_name_or_prefix(session: AsyncSession) -> None:
+    ops = await create_key(
+        session, unit=H26, agency=None, scopes=[Scope.ADMIN], now=NOW, name="ops"
+    )
+    igate = await create_key(
+        session, unit=H26, agency="000.00.53.H26", scopes=[Scope.INGEST], now=NOW, name="igate"
+    )
+    other = await create_key(session, unit=H26, agency=None, scopes=[Scope.READ], now=NOW)
+
+    by_name = await revoke_key(session, "ops", NOW)
+    assert by_name.now and by_name.key.key_id == ops.key_id and by_name.key.revoked_at == NOW
+    assert await authenticate(session, ops.key) is None
+    assert await authenticate(session, igate.key) is not None  # only that one
+
+    again = await revoke_key(session, str(ops.key_id), NOW + timedelta(hours=1))
+    assert not again.now and again.key.revoked_at == NOW  # idempotent, first time kept
+
+    pasted = await revoke_key(session, f"{igate.prefix}…", NOW)  # as `keys create` prints it
+    assert pasted.now and pasted.key.key_id == igate.key_id
+    assert pasted.key.agency == "000.00.53.H26" and pasted.key.scopes == ("ingest",)
+
+    for unknown in ("nobody", "999999", str(2**40), "dsk_"):
+        with pytest.raises(KeyNotFoundError):
+            await revoke_key(session, unknown, NOW)
+    assert await authenticate(session, other.key) is not None
+
+
+async def test_a_name_several_active_keys_share_revokes_nothing(session: AsyncSession) -> None:
+    first = await create_key(session, unit=H26, agency=None, scopes=[Scope.READ], now=NOW, name="x")
+    second = await create_key(
+        session, unit=H26, agency=None, scopes=[Scope.READ], now=NOW, name="x"
+    )
+    with pytest.raises(AmbiguousKeyError) as raised:
+        await revoke_key(session, "x", NOW)
+    assert [c.key_id for c in raised.value.candidates] == [first.key_id, second.key_id]
+    assert await authenticate(session, first.key) is not None
+    assert await authenticate(session, second.key) is not None
+
+    await revoke_key(session, str(first.key_id), NOW)
+    # Once only one of them is active, the name is no longer ambiguous.
+    assert (await revoke_key(session, "x", NOW)).key.key_id == second.key_id
+    assert await authenticate(session, second.key) is None
+
+
+async def test_a_revoked_key_is_refused_over_http_from_the_next_request(api: Api) -> None:
+    key = await api.key(H26, ["read"])
+    path = f"/api/v1/units/{H26}/sync"
+    assert (await api.client.get(path, headers=api.auth(key))).status_code == 200
+    async with transaction(api.sessions) as session:
+        [row] = (await session.scalars(select(ApiKey))).all()
+        assert row.last_used_at is not None  # the request was recorded
+        await revoke_key(session, str(row.id), datetime.now(UTC))
+
+    refused = await api.client.get(path, headers=api.auth(key))
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    fresh = await api.key(H26, ["read"])  # its replacement works
+    assert (await api.client.get(path, headers=api.auth(fresh))).status_code == 200

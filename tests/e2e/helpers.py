@@ -203,34 +203,7 @@ class Harness:
     # --- reading the store ---------------------------------------------------------------
 
     async def stored(self) -> dict[str, Stored]:
-        async with self.sessions() as session:
-            rows = (await session.execute(select(DossierRow, SyncState).join(SyncState))).all()
-            steps: dict[int, list[ProgressRow]] = {}
-            for step in await session.scalars(
-                select(ProgressRow).order_by(ProgressRow.occurred_at, ProgressRow.id)
-            ):
-                steps.setdefault(step.dossier_id, []).append(step)
-        out: dict[str, Stored] = {}
-        for dossier, state in rows:
-            mine = steps.get(dossier.id, [])
-            out[dossier.ma_ho_so] = Stored(
-                code=dossier.ma_ho_so,
-                dossier_id=dossier.id,
-                unit=dossier.unit,
-                version=dossier.version,
-                status=dossier.status,
-                state=dict(dossier.state),
-                sync=state.status,
-                acked_version=state.acked_version,
-                confirmed_version=state.confirmed_version,
-                pending=state.pending_since is not None,
-                attempts=state.attempts,
-                last_error=state.last_error,
-                last_error_code=state.last_error_code,
-                progress=tuple(dict(p.record) for p in mine),
-                progress_acked=tuple(p.acked_at is not None for p in mine),
-            )
-        return out
+        return await read_stored(self.sessions)
 
     async def dead_letters(
         self, where: DeadLetterFilter | None = None, *, open_only: bool = True
@@ -244,6 +217,38 @@ class Harness:
             if open_only:
                 query = query.where(DeadLetter.redriven_at.is_(None))
             return list(await session.scalars(query))
+
+
+async def read_stored(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Stored]:
+    """Every stored dossier with its outbox row and progress (time order), by MaHoSo."""
+    async with sessions() as session:
+        rows = (await session.execute(select(DossierRow, SyncState).join(SyncState))).all()
+        steps: dict[int, list[ProgressRow]] = {}
+        for step in await session.scalars(
+            select(ProgressRow).order_by(ProgressRow.occurred_at, ProgressRow.id)
+        ):
+            steps.setdefault(step.dossier_id, []).append(step)
+    out: dict[str, Stored] = {}
+    for dossier, state in rows:
+        mine = steps.get(dossier.id, [])
+        out[dossier.ma_ho_so] = Stored(
+            code=dossier.ma_ho_so,
+            dossier_id=dossier.id,
+            unit=dossier.unit,
+            version=dossier.version,
+            status=dossier.status,
+            state=dict(dossier.state),
+            sync=state.status,
+            acked_version=state.acked_version,
+            confirmed_version=state.confirmed_version,
+            pending=state.pending_since is not None,
+            attempts=state.attempts,
+            last_error=state.last_error,
+            last_error_code=state.last_error_code,
+            progress=tuple(dict(p.record) for p in mine),
+            progress_acked=tuple(p.acked_at is not None for p in mine),
+        )
+    return out
 
 
 @asynccontextmanager
@@ -277,7 +282,13 @@ async def assert_store_matches_sources(
 ) -> set[str]:
     """Every dossier valid at its source is stored in its latest state with exactly its
     steps, and nothing else is stored; returns the codes of the valid dossiers."""
-    stored = await harness.stored()
+    return assert_stored_matches_sources(await harness.stored(), catalogue, truths)
+
+
+def assert_stored_matches_sources(
+    stored: dict[str, Stored], catalogue: Catalogue, truths: Sequence[tuple[str, dict[str, Any]]]
+) -> set[str]:
+    """:func:`assert_store_matches_sources` on what :func:`read_stored` read."""
     valid: set[str] = set()
     known: set[str] = set()
     for dialect, truth in truths:

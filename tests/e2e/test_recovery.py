@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from app.db import transaction
 from app.domain.dossier import parse_dossier
 from app.domain.status import DossierStatus, is_transition_allowed
 from app.mockportal.testing import MockPortalHandle
 from app.models import SyncStatus
+from app.repositories.outbox import OutboxRepository, PendingChange
 from tests.e2e.conftest import Store
 from tests.e2e.helpers import (
     G05,
@@ -132,6 +136,46 @@ async def test_the_portal_is_brought_back_to_the_source_and_never_pushed_back(
     assert_portal_holds(control, rest)
     assert not refusals(sent)
     assert_conformant(control)
+
+
+async def test_a_read_back_verdict_is_dropped_when_the_dossier_changed_during_the_look_up(
+    store: Store, mock_portal: MockPortalHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-back judges what it read before its look-up, which may be slow (a portal that
+    hangs, retries). When the dossier changed meanwhile — a newer version stored and
+    pushed by another worker, so that the portal is ahead of what was read — the verdict
+    is stale: no conflict, no dead letter; the row is judged afresh next time."""
+    control = mock_portal.control
+    with simulator("opencps", dossiers=12, seed=3) as (sim, _sim_control):
+        settings = e2e_settings(
+            store.url, mock_portal.url, [source_settings("opencps", sim.url, page_size=8)]
+        )
+        async with running(settings, store.sessions, mock_portal) as harness:
+            await harness.settle()
+            moved = pick(await harness.stored(), "4", set())
+            portal = harness.engine.portal
+            look_up = portal.lookup
+
+            async def racing_look_up(unit: str, codes: list[str]) -> Any:
+                if moved.code in codes:  # another worker, while this read-back waits
+                    ahead = by_hand(
+                        moved, TrangThaiHoSo="8", NgayKetThucXuLy=moved.state["NgayHenTra"]
+                    )
+                    control.put_dossier(ahead)
+                    async with transaction(store.sessions) as session:
+                        change = PendingChange(
+                            moved.dossier_id, moved.unit, moved.version, datetime.now(UTC)
+                        )
+                        await OutboxRepository(session).mark_pending([change], datetime.now(UTC))
+                return await look_up(unit, codes)
+
+            monkeypatch.setattr(portal, "lookup", racing_look_up)
+            report = await harness.reconcile()
+            after = await harness.stored()
+            letters = await harness.dead_letters()
+    assert report.checked == len(after)
+    assert (report.conflicts, letters) == (0, [])
+    assert after[moved.code].sync == SyncStatus.PENDING.value  # its newer change waits
 
 
 async def test_acknowledged_but_lost_creates_and_progress_are_found_and_sent_again(

@@ -291,6 +291,53 @@ def test_ack_then_lose_on_progress_stores_no_record(
     assert stored is not None and stored["QuaTrinhXuLy"] == []
 
 
+def test_reject_refuses_the_items_of_its_prefix_and_processes_the_others(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    rule = control.add_fault(
+        selector={"ma_ho_so_prefix": code(2)}, action={"type": "reject", "error_code": -10}
+    )
+    answer = create(client, code(1), code(2), code(3)).json()
+    assert answer["error_code"] == 1
+    assert [(i["MaHoSo"], i["error_code"]) for i in answer["data"]] == [
+        (code(1), 0),
+        (code(2), -10),
+        (code(3), 0),
+    ]
+    assert answer["data"][1]["message"].startswith("data[1].MaHoSo: ")
+    assert sorted(stored_codes(control)) == [code(1), code(3)]
+    entry = last_entry(control, service="DongBoHoSoMC")
+    assert entry["outcome"] == "partial" and entry["fault"]["action"] == "reject"
+    assert [(i["error_code"], i["stored"]) for i in entry["items"]] == [
+        (0, True),
+        (-10, False),
+        (0, True),
+    ]
+    assert control.stats(H26)[H26]["rejected_by_error_code"] == {"-10": 1}
+    # Progress of that dossier is refused too; look-ups are never selected by it.
+    record = {
+        "MaHoSo": code(2),
+        "NguoiXuLy": "Trần Thị Bình",
+        "ThoiDiemXuLy": "20240125090000",
+        "NoiDungXuLy": "Thụ lý",
+        "TrangThai": "4",
+    }
+    refused = client.call("integration", "CapNhatTienDoHoSoMC", data=[record]).json()
+    assert item_codes(refused) == [-10]
+    assert client.lookup_many([code(1), code(2)])["khongtimthay"] == [code(2)]
+    assert rule_state(control, rule["id"])["fired"] == 2
+
+
+def test_reject_without_a_prefix_refuses_every_item_with_minus_5_by_default(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    control.add_fault(selector=SYNC, action={"type": "reject"}, max_uses=1)
+    answer = create(client, code(1), code(2)).json()
+    assert (answer["error_code"], item_codes(answer)) == (1, [-5, -5])
+    assert stored_codes(control) == []
+    assert item_codes(create(client, code(1)).json()) == [0]  # the rule is spent
+
+
 # --- schedules ----------------------------------------------------------------------------
 
 
@@ -590,6 +637,8 @@ def test_rules_apply_in_order_and_the_first_that_fires_wins(
         {"action": {"type": "http_error"}, "max_uses": 0},
         {"action": {"type": "http_error"}, "selector": {"unit": H26}},
         {"action": {"type": "http_error"}, "priority": 1},
+        {"action": {"type": "reject", "error_code": -3}},
+        {"action": {"type": "http_error", "error_code": -5}},
     ],
     ids=[
         "latency-without-latency_ms",
@@ -613,6 +662,8 @@ def test_rules_apply_in_order_and_the_first_that_fires_wins(
         "max_uses-zero",
         "unknown-selector-field",
         "unknown-rule-field",
+        "reject-with-a-retryable-code",
+        "error_code-without-reject",
     ],
 )
 def test_a_bad_rule_is_422_and_not_added(control: MockPortalControl, rule: dict[str, Any]) -> None:

@@ -161,3 +161,41 @@ def test_simulate_command_serves_and_stops_on_sigterm() -> None:
     for dossier in truth["dossiers"]:
         data = dossier["record"]["applicant"]["data"]
         assert data["fullname"] not in stderr and data["identityNumber"] not in stderr
+
+
+def test_simulate_command_serves_the_units_it_is_told() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+    command = [sys.executable, "-m", "app", "simulate", "dvclt", "--port", str(port)]
+    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [*command, "--dossiers", "12", "--changes-per-second", "0", "--unit", "000.00.00.G05"],
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(150):
+            if _stats(url) is not None:
+                break
+            time.sleep(0.1)
+        with httpx.Client(base_url=url) as http:
+            assert http.get("/_sim/settings").json()["units"] == ["000.00.00.G05"]
+            codes = [d["expected"]["MaHoSo"] for d in http.get("/_sim/truth").json()["dossiers"]]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert len(codes) == 12 and all(".G05-" in code for code in codes), codes
+
+    refused = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [*command, "--unit", "000.00.53.H26"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "units" in refused.stderr and "000.00.53.H26" in refused.stderr

@@ -62,3 +62,32 @@ async def test_hashes_are_unique(session: AsyncSession) -> None:
         await repo.create(
             key_hash=HASH, prefix="b", unit="000.00.00.H29", agency=None, scopes=["read"], now=NOW
         )
+
+
+async def test_list_keys_and_find_them_by_id_name_or_prefix(session: AsyncSession) -> None:
+    repo = ApiKeyRepository(session)
+    made = [
+        await repo.create(
+            key_hash=f"{n:064x}",
+            prefix=f"dsk_k{n}",
+            unit=unit,
+            agency=None,
+            scopes=["read"],
+            now=NOW,
+            name=name,
+        )
+        for n, (unit, name) in enumerate(
+            [("000.00.00.H26", "igate"), ("000.00.00.H29", "igate"), ("000.00.00.H26", None)]
+        )
+    ]
+    ids = [key.id for key in made]
+    assert await repo.revoke(ids[0], NOW)
+    assert [k.id for k in await repo.list_keys()] == ids  # revoked ones too
+    assert [k.id for k in await repo.list_keys("000.00.00.H26")] == [ids[0], ids[2]]
+    named = await repo.matching("igate")
+    assert [k.id for k in named] == ids[:2]
+    assert named[0].revoked_at == NOW  # as stored, though revoked in this session
+    assert [k.id for k in await repo.matching(str(ids[2]))] == [ids[2]]
+    assert [k.id for k in await repo.matching("dsk_k1")] == [ids[1]]
+    assert await repo.matching("") == []
+    assert await repo.matching(str(2**31)) == []  # beyond the column, no error

@@ -326,6 +326,34 @@ async def test_only_read_back_of_the_latest_version_makes_it_synced(
     assert await outbox.acked_for_readback(10) == []
 
 
+async def test_read_back_confirms_many_rows_in_one_statement_only_at_their_latest_version(
+    session: AsyncSession, outbox: OutboxRepository
+) -> None:
+    ids = await _dossiers(session, 4)
+    await _pending(outbox, ids, version=1)
+    claimed = {r.dossier_id: r for r in await outbox.claim("w", NOW, LEASE, limit=4)}
+    for dossier_id in ids[:3]:  # the fourth is never acknowledged
+        await outbox.record_acked(
+            dossier_id,
+            "w",
+            version=1,
+            portal_status="4",
+            claimed_seq=claimed[dossier_id].change_seq,
+            now=NOW,
+        )
+    found = [(ids[0], 1), (ids[1], 1), (ids[2], 0), (ids[3], 1)]  # ids[2]: an old version
+    assert await outbox.mark_confirmed_many(found, NOW) == 2
+    assert await outbox.mark_confirmed_many([], NOW) == 0
+    statuses = {i: (await outbox.get(i)) for i in ids}
+    assert {i: s.status for i, s in statuses.items() if s is not None} == {
+        ids[0]: SyncStatus.SYNCED.value,
+        ids[1]: SyncStatus.SYNCED.value,
+        ids[2]: SyncStatus.ACKED.value,
+        ids[3]: SyncStatus.PENDING.value,
+    }
+    assert [statuses[i].confirmed_version for i in ids[:2]] == [1, 1]  # type: ignore[union-attr]
+
+
 async def test_backlog_and_oldest_pending_per_unit(
     session: AsyncSession, outbox: OutboxRepository
 ) -> None:

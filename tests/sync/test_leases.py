@@ -1,0 +1,288 @@
+"""Leases of an engine: claims and poll leases are renewed while their work runs (so that
+a short lease can hand a dead worker's work over quickly without a slow round being done
+twice), a poll whose lease another engine took is abandoned, and workers starting
+together refresh the catalogue without colliding."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import ConfigError, Settings, SourceSettings, load_settings
+from app.db import create_session_factory, transaction
+from app.demodata import load_demo_catalogue
+from app.mockportal.testing import MockPortalHandle
+from app.models import Source, SyncState
+from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
+from app.repositories.dead_letters import DeadLetterFilter, DeadLetterRepository
+from app.repositories.dossiers import DossierRepository, IncomingDossier
+from app.repositories.outbox import OutboxRepository, PendingChange
+from app.repositories.sources import SourceRepository
+from app.sync.engine import Engine
+from app.sync.poll import Poller, PollReport
+from tests.conftest import IsolatedDatabase
+from tests.factories import make_dossier
+from tests.service.helpers import eventually
+from tests.sync.polling import AUTH
+
+NOW = datetime(2024, 1, 26, 3, 0, tzinfo=UTC)
+H26 = "000.00.00.H26"
+CODES = [f"000.00.53.H26-240125-{n:05d}" for n in range(1, 4)]
+
+
+async def store_pending(sessions: async_sessionmaker[AsyncSession], codes: list[str]) -> list[int]:
+    async with transaction(sessions) as session:
+        stored = await DossierRepository(session).upsert_many(
+            [IncomingDossier(make_dossier(code), read_at=NOW) for code in codes]
+        )
+        await OutboxRepository(session).mark_pending(
+            [PendingChange(s.dossier_id, s.unit, s.version, NOW) for s in stored], NOW
+        )
+        return [s.dossier_id for s in stored]
+
+
+async def test_extending_leases_keeps_only_the_owners_claims(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    sessions = create_session_factory(migrated_database.engine)
+    ids = await store_pending(sessions, CODES)
+    lease = timedelta(seconds=30)
+    async with transaction(sessions) as session:
+        outbox = OutboxRepository(session)
+        mine = await outbox.claim("a", NOW, lease, limit=2)
+        theirs = await outbox.claim("b", NOW, lease, limit=1)
+        later = NOW + timedelta(seconds=20)
+        assert await outbox.extend_leases("a", later, lease) == 2
+        states = {i: await outbox.get(i) for i in ids}
+    for row in mine:
+        state = states[row.dossier_id]
+        assert state is not None and state.lease_expires_at == later + lease
+    [other] = theirs
+    state = states[other.dossier_id]
+    assert state is not None and state.lease_expires_at == NOW + lease
+
+
+def engine_settings(url: str, portal_url: str, **sync: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "database_url": url,
+            "portal": {
+                "base_url": portal_url,
+                "accounts": [{"unit": H26, "username": H26, "password": "demo"}],
+            },
+            "sync": sync,
+        }
+    )
+
+
+@pytest.mark.postgresql_only
+async def test_a_push_slower_than_its_lease_is_not_pushed_again_by_another_engine(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """Without the renewal, the second engine would claim the rows once the lease ran
+    out and push them while the first engine's push is still in flight."""
+    sessions = create_session_factory(migrated_database.engine)
+    mock_portal.control.add_fault(
+        selector={"service": "DongBoHoSoMC"}, action={"type": "latency", "latency_ms": 2500}
+    )
+    settings = engine_settings(migrated_database.url, mock_portal.url, lease_s=1.0)
+    ids = await store_pending(sessions, CODES)
+    first = Engine(settings, sessions, owner="first", pollers=False, reconciler=False)
+    second = Engine(settings, sessions, owner="second", pollers=False, reconciler=False)
+    stop = asyncio.Event()
+    running = [asyncio.create_task(first.run(stop))]
+
+    async def claimed_by_first() -> bool:
+        async with sessions() as session:
+            states = [await OutboxRepository(session).get(i) for i in ids]
+        return all(s is not None and s.lease_owner == "first" for s in states)
+
+    try:
+        await eventually(claimed_by_first, "the first engine to claim every row")
+        running.append(asyncio.create_task(second.run(stop)))
+
+        async def acknowledged() -> bool:
+            async with sessions() as session:
+                states = [await OutboxRepository(session).get(i) for i in ids]
+            return all(s is not None and s.status == "acked" for s in states)
+
+        await eventually(acknowledged, "the slow push to go through", within=15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*running), timeout=15)
+        await first.aclose()
+        await second.aclose()
+    sent = [
+        item["ma_ho_so"]
+        for entry in mock_portal.control.journal(service="DongBoHoSoMC")["entries"]
+        for item in entry["items"]
+    ]
+    assert sorted(sent) == CODES  # each once
+
+
+class SlowPoller(Poller):
+    """A poll that takes ``seconds`` (or is cancelled)."""
+
+    def __init__(self, settings: SourceSettings, sessions: async_sessionmaker[AsyncSession]):
+        super().__init__(settings, sessions)
+        self.seconds = 30.0
+        self.cancelled = False
+
+    async def poll_once(self) -> PollReport:
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return PollReport(self.settings.name)
+
+
+async def test_a_poll_renews_its_lease_and_stops_when_another_engine_takes_it(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    sessions = create_session_factory(migrated_database.engine)
+    source = SourceSettings.model_validate(
+        {
+            "name": "slow",
+            "dialect": "igate",
+            "base_url": "http://127.0.0.1:9",
+            "agencies": [H26],
+            "poll_interval_s": 0.1,
+            "auth": AUTH["igate"],
+        }
+    )
+    settings = engine_settings(migrated_database.url, "http://127.0.0.1:9", poll_lease_s=0.3)
+    engine = Engine(settings, sessions, owner="mine", pushers=False, reconciler=False)
+    poller = SlowPoller(source, sessions)
+
+    async def lease() -> tuple[str | None, datetime | None]:
+        async with sessions() as session:
+            row = await SourceRepository(session).get_by_name("slow")
+            return (None, None) if row is None else (row.lease_owner, row.lease_expires_at)
+
+    try:
+        polling = asyncio.create_task(engine._poll(poller))
+
+        async def taken() -> bool:
+            owner, _ = await lease()
+            return owner == "mine"
+
+        await eventually(taken, "the lease to be taken")
+        _, taken_until = await lease()
+        await asyncio.sleep(0.5)  # longer than the lease: renewed meanwhile
+        owner, renewed_until = await lease()
+        assert owner == "mine"
+        assert taken_until is not None and renewed_until is not None
+        assert renewed_until > taken_until
+        assert not polling.done()
+
+        # Another engine has it now (say this one's renewals failed for a whole lease).
+        async with transaction(sessions) as session:
+            await session.execute(
+                update(Source)
+                .where(Source.name == "slow")
+                .values(lease_owner="other", lease_expires_at=datetime.now(UTC) + timedelta(1))
+            )
+        started = time.monotonic()
+        assert await asyncio.wait_for(polling, timeout=5) is None
+        assert time.monotonic() - started < 1.0
+        assert poller.cancelled
+    finally:
+        await poller.aclose()
+        await engine.aclose()
+
+
+@pytest.mark.postgresql_only
+async def test_workers_starting_together_refresh_the_catalogue_without_colliding(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    sessions = create_session_factory(migrated_database.engine)
+    demo = load_demo_catalogue()
+    agencies = [CatalogueAgency(a["MaCoQuan"], a["TenCoQuan"], a["Cap"]) for a in demo["agencies"]]
+
+    async def refresh(hold_s: float) -> None:
+        async with transaction(sessions) as session:
+            catalogue = CatalogueRepository(session)
+            await catalogue.replace_procedures(demo["procedures"], NOW)
+            await catalogue.replace_agencies(agencies, NOW)
+            await asyncio.sleep(hold_s)  # the other refresh starts meanwhile
+
+    await refresh(0)
+    first = asyncio.create_task(refresh(0.3))
+    await asyncio.sleep(0.1)
+    await asyncio.gather(first, refresh(0))
+    async with sessions() as session:
+        assert len(await CatalogueRepository(session).procedures()) == len(demo["procedures"])
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_a_poll_lease_must_outlast_the_poll_interval(tmp_path: Path) -> None:
+    path = tmp_path / "service.toml"
+    path.write_text(
+        '[sync]\npoll_lease_s = 2\n\n[[portal.accounts]]\nunit = "000.00.00.H26"\n'
+        'username = "u"\npassword = "p"\n\n[[sources]]\nname = "s"\ndialect = "igate"\n'
+        'base_url = "http://x"\nagencies = ["000.00.00.H26"]\npoll_interval_s = 5\n'
+        '[sources.auth]\nclient_id = "a"\nclient_secret = "b"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "  sync.poll_lease_s: 2 s does not outlast sources[0].poll_interval_s" in str(
+        caught.value
+    )
+
+
+async def test_a_refusal_whose_row_another_engine_took_meanwhile_writes_no_dead_letter(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """The portal refuses for good, but by the time the round records it, this engine's
+    lease was gone and another engine holds the row: that engine decides its fate. A
+    dead letter written anyway would name a row that is not dead (and be written again
+    by every engine that meets the same refusal)."""
+    sessions = create_session_factory(migrated_database.engine)
+    [doomed] = await store_pending(sessions, CODES[:1])
+    mock_portal.control.add_fault(  # the login is slow: the row is taken meanwhile
+        selector={"service": "auth"}, action={"type": "latency", "latency_ms": 1500}
+    )
+    mock_portal.control.add_fault(
+        selector={"service": "DongBoHoSoMC"}, action={"type": "reject", "error_code": -5}
+    )
+    settings = engine_settings(migrated_database.url, mock_portal.url)
+    engine = Engine(settings, sessions, owner="first", pollers=False, reconciler=False)
+    assert engine.pusher is not None
+    try:
+        pushing = asyncio.create_task(engine.pusher.push_once())
+
+        async def claimed() -> bool:
+            async with sessions() as session:
+                state = await OutboxRepository(session).get(doomed)
+            return state is not None and state.lease_owner == "first"
+
+        await eventually(claimed, "the row to be claimed")
+        async with transaction(sessions) as session:
+            await session.execute(
+                update(SyncState)
+                .where(SyncState.dossier_id == doomed)
+                .values(lease_owner="other", lease_expires_at=NOW + timedelta(days=1000))
+            )
+        await asyncio.wait_for(pushing, timeout=30)
+    finally:
+        await engine.aclose()
+    async with sessions() as session:
+        state = await OutboxRepository(session).get(doomed)
+        letters = await DeadLetterRepository(session).count_open(DeadLetterFilter())
+    assert state is not None and (state.status, state.lease_owner) == ("pending", "other")
+    assert letters == 0
+    refused = [
+        item
+        for entry in mock_portal.control.journal(service="DongBoHoSoMC")["entries"]
+        for item in entry["items"]
+    ]
+    assert [item["error_code"] for item in refused] == [-5]  # it was refused, and sent once
