@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app import migrate
 from app.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -73,6 +72,8 @@ def db_upgrade(
 ) -> None:
     """Apply migrations up to REVISION (default: head)."""
     settings = _settings(config)
+    from app import migrate  # noqa: PLC0415 - Alembic is slow to import; only db needs it
+
     migrate.upgrade(settings.database_url, revision)
     err.print(f"database {_redacted(settings.database_url)} upgraded to {revision}")
 
@@ -84,6 +85,8 @@ def db_downgrade(
 ) -> None:
     """Revert migrations down to REVISION."""
     settings = _settings(config)
+    from app import migrate  # noqa: PLC0415
+
     migrate.downgrade(settings.database_url, revision)
     err.print(f"database {_redacted(settings.database_url)} downgraded to {revision}")
 

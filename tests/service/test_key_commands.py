@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from app import migrate
-from app.auth import authenticate, hash_key
+from app.auth import Scope, authenticate, hash_key
+from app.config import load_settings
 from app.db import create_engine, create_session_factory, transaction
+from app.operations import create_api_key
 from tests.service.conftest import run_cli
 from tests.service.helpers import write_config
 
@@ -25,10 +27,18 @@ async def config(fresh_database_url: str, tmp_path: Path) -> Path:
     return write_config(tmp_path / "config.toml", {"database_url": fresh_database_url})
 
 
-def create(config: Path, *args: str) -> str:
-    made = run_cli("keys", "create", "--config", str(config), *args)
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip()
+async def create(config: Path, unit: str, scopes: str, name: str, agency: str | None = None) -> str:
+    """A key made as ``keys create`` makes it (that command has its own tests), in this
+    process: each CLI start costs seconds on a slow machine."""
+    settings = load_settings(config)
+    made = await create_api_key(
+        settings,
+        unit=unit,
+        agency=agency,
+        scopes=[Scope(s) for s in scopes.split(",")],
+        name=name,
+    )
+    return made.key
 
 
 async def active(url: str, key: str) -> bool:
@@ -41,10 +51,8 @@ async def active(url: str, key: str) -> bool:
 
 
 async def test_list_shows_each_key_but_never_the_key_or_its_hash(config: Path) -> None:
-    ops = create(config, "--unit", H26, "--scope", "admin,read", "--name", "ops-h26")
-    igate = create(
-        config, "--unit", H29, "--agency", "000.00.12.H29", "--scope", "ingest", "--name", "igate"
-    )
+    ops = await create(config, H26, "admin,read", "ops-h26")
+    igate = await create(config, H29, "ingest", "igate", agency="000.00.12.H29")
     listed = run_cli("keys", "list", "--config", str(config))
     assert listed.returncode == 0, listed.stderr
     for expected in ("ops-h26", "admin,read", H26, "igate", "ingest", "000.00.12.H29"):
@@ -65,8 +73,8 @@ async def test_list_shows_each_key_but_never_the_key_or_its_hash(config: Path) -
 
 
 async def test_rotation_revoke_the_old_key_by_name(config: Path, fresh_database_url: str) -> None:
-    old = create(config, "--unit", H26, "--scope", "ingest", "--name", "igate-2025")
-    new = create(config, "--unit", H26, "--scope", "ingest", "--name", "igate-2026")
+    old = await create(config, H26, "ingest", "igate-2025")
+    new = await create(config, H26, "ingest", "igate-2026")
 
     revoked = run_cli("keys", "revoke", "--config", str(config), "igate-2025")
     assert revoked.returncode == 0, revoked.stderr
@@ -85,8 +93,8 @@ async def test_rotation_revoke_the_old_key_by_name(config: Path, fresh_database_
 async def test_revoke_refuses_an_unknown_or_ambiguous_key(
     config: Path, fresh_database_url: str
 ) -> None:
-    first = create(config, "--unit", H26, "--scope", "read", "--name", "dashboard")
-    second = create(config, "--unit", H29, "--scope", "read", "--name", "dashboard")
+    first = await create(config, H26, "read", "dashboard")
+    second = await create(config, H29, "read", "dashboard")
 
     unknown = run_cli("keys", "revoke", "--config", str(config), "no-such-key")
     assert unknown.returncode == 1

@@ -1,0 +1,324 @@
+"""Change → portal acknowledgement latency at a sustained rate, on PostgreSQL (issue 8's
+targets: p99 ≤ 2 s at 1,000 changes/s polling, poll interval included; ≤ 0.5 s in push
+mode).
+
+A real mock portal (rate limit off) and one ``dossier-sync serve`` (its API, pollers,
+pushers, read-back; default settings but the poll interval) on a fresh database, each a
+process of its own. Then for ``--seconds``:
+
+* ``--mode push``: this process sends new dossiers to ``POST /api/v1/dossiers`` at
+  ``--rate`` dossiers a second (batches every 100 ms); a change's clock starts when its
+  batch is sent.
+* ``--mode poll``: an iGate simulator (clean) changes its dossiers at ``--rate`` a
+  second and the service polls it every ``--poll-interval`` seconds; a change's clock
+  starts at the source's ``updatedDate`` of the dossier's latest change.
+
+It ends when every change is acknowledged by the portal (``sync_state.acked_at`` of the
+version holding it) and prints the achieved rate and the latency percentiles. The
+baseline in the same run is one ``DongBoHoSoMC`` round trip of one dossier to the same
+portal: the floor any sync pays.
+
+    .venv/bin/python bench/latency.py --mode push --rate 200 --seconds 30
+    .venv/bin/python bench/latency.py --mode poll --rate 100 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from app import migrate
+from app.db import create_engine
+from app.domain.dates import VN_TZ
+from app.servers import free_port
+
+DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
+UNIT = "000.00.00.H26"
+AGENCY = "000.00.53.H26"
+PASSWORD = "demo"  # noqa: S105 - the demo catalogue's public password
+BATCH_EVERY_S = 0.1
+
+ACKED_SQL = """
+select d.ma_ho_so, s.acked_at from dossiers d join sync_state s on s.dossier_id = d.id
+where s.acked_version = d.version and s.pending_since is null
+"""
+
+
+def dossier(n: int, day: str) -> dict[str, Any]:
+    code = f"{AGENCY}-{day[2:]}-{n:07d}"
+    return {
+        "MaHoSo": code,
+        "MaTTHC": "1.000656",
+        "TenTTHC": "Đăng ký khai sinh",
+        "MaLinhVuc": "HT",
+        "TenLinhVuc": "Hộ tịch",
+        "KenhThucHien": 2,
+        "ChuHoSo": "Nguyễn Văn An",
+        "LoaiDoiTuong": 1,
+        "SoGiayToChuHoSo": "001204567845",
+        "TrichYeuHoSo": "Đăng ký khai sinh cho con",
+        "NgayNopHoSo": f"{day}070000",
+        "NgayTiepNhan": f"{day}073000",
+        "NgayHenTra": f"{day}170000",
+        "TrangThaiHoSo": "4",
+        "HoSoCoThanhPhanSoHoa": 1,
+        "DuocThanhToanTrucTuyen": 0,
+    }
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str) -> AsyncIterator[str]:
+    url = make_url(server_url)
+    name = f"dossier_sync_lat_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def wait_for(url: str, child: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{url}: not up")
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+        else:
+            return
+
+
+@contextlib.contextmanager
+def started(command: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(ready_url, child)
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def config_text(
+    database_url: str, portal: str, api_port: int, source: str | None, poll_s: float
+) -> str:
+    text = (
+        f'database_url = "{database_url}"\n'
+        f"[api]\nport = {api_port}\n"
+        f'[portal]\nbase_url = "{portal}"\n'
+        f'[[portal.accounts]]\nunit = "{UNIT}"\nusername = "{UNIT}"\npassword = "{PASSWORD}"\n'
+        '[logging]\nlevel = "WARNING"\n'
+    )
+    if source:
+        text += (
+            f'[[sources]]\nname = "h26-igate"\ndialect = "igate"\nbase_url = "{source}"\n'
+            f'agencies = ["{UNIT}"]\npoll_interval_s = {poll_s}\n'
+            '[sources.auth]\nclient_id = "demo"\nclient_secret = "demo"\n'
+        )
+    return text
+
+
+async def acked(database_url: str) -> dict[str, datetime]:
+    connection = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        return {row["ma_ho_so"]: row["acked_at"] for row in await connection.fetch(ACKED_SQL)}
+    finally:
+        await connection.close()
+
+
+async def baseline_round_trip(portal: str) -> float:
+    """Seconds of one ``DongBoHoSoMC`` of one new dossier (median of 20)."""
+    day = datetime.now(VN_TZ).strftime("%Y%m%d")
+    times = []
+    async with httpx.AsyncClient(base_url=portal, timeout=30) as http:
+        login = await http.post(
+            "/dvcqg/auth",
+            json={"username": UNIT, "password": PASSWORD},
+            headers={"dstcode": UNIT},
+        )
+        session = login.json()["session"]
+        for n in range(20):
+            body = {
+                "session": session,
+                "madonvi": UNIT,
+                "service": "DongBoHoSoMC",
+                "isUpdating": False,
+                "data": [dossier(9_000_000 + n, day)],
+            }
+            begin = time.perf_counter()
+            await http.post("/dvcqg/integration", json=body, headers={"dstcode": UNIT})
+            times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def create_key(config: Path) -> str:
+    """An ingest key of the unit, from ``dossier-sync keys create`` (printed once)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+    command = [sys.executable, "-m", "app", "keys", "create", "--unit", UNIT]
+    command += ["--scope", "ingest", "--config", str(config)]
+    created = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return created.stdout.strip().splitlines()[-1]
+
+
+async def push_mode(args: argparse.Namespace, database_url: str, portal: str) -> dict[str, float]:
+    """Send new dossiers at the rate; MaHoSo → seconds from sending to acknowledgement."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "serve.toml"
+        config.write_text(config_text(database_url, portal, port, None, 2.0))
+        key = create_key(config)
+        base = f"http://127.0.0.1:{port}"
+        with started(["serve", "--config", str(config)], f"{base}/readyz"):
+            day = datetime.now(VN_TZ).strftime("%Y%m%d")
+            per_batch = max(1, round(args.rate * BATCH_EVERY_S))
+            sent: dict[str, datetime] = {}
+            async with httpx.AsyncClient(
+                base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"}
+            ) as http:
+                loop = asyncio.get_running_loop()
+                begin = loop.time()
+                n = 0
+                requests: list[asyncio.Task[httpx.Response]] = []
+                while loop.time() - begin < args.seconds:
+                    batch = [dossier(n + i, day) for i in range(per_batch)]
+                    n += per_batch
+                    at = datetime.now(UTC)
+                    for item in batch:
+                        sent[item["MaHoSo"]] = at
+                    requests.append(
+                        asyncio.create_task(http.post("/api/v1/dossiers", json={"dossiers": batch}))
+                    )
+                    next_at = begin + (n / per_batch) * BATCH_EVERY_S
+                    await asyncio.sleep(max(0.0, next_at - loop.time()))
+                answers = await asyncio.gather(*requests)
+                refused = [a.text for a in answers if a.status_code != 202]
+                if refused:
+                    raise SystemExit(f"ingest refused: {refused[0]}")
+            return await until_acked(database_url, sent)
+
+
+async def poll_mode(args: argparse.Namespace, database_url: str, portal: str) -> dict[str, float]:
+    """The simulator changes dossiers at the rate; MaHoSo → seconds from its latest
+    change at the source to the acknowledgement of the version holding it."""
+    sim_port, api_port = free_port(), free_port()
+    source = f"http://127.0.0.1:{sim_port}"
+    command = ["simulate", "igate", "--port", str(sim_port), "--clean", "--unit", UNIT]
+    command += ["--dossiers", str(args.dossiers), "--changes-per-second", str(args.rate)]
+    command += ["--log-level", "warning"]
+    with started(command, f"{source}/_sim/stats"), tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "serve.toml"
+        config.write_text(config_text(database_url, portal, api_port, source, args.poll_interval))
+        base = f"http://127.0.0.1:{api_port}"
+        with started(["serve", "--config", str(config)], f"{base}/readyz"):
+            await asyncio.sleep(args.seconds)
+            async with httpx.AsyncClient(base_url=source, timeout=30) as http:
+                await http.patch("/_sim/settings", json={"changes_per_second": 0})
+                truth = (await http.get("/_sim/truth")).json()
+            changed = {
+                d["ma_ho_so"]: datetime.fromisoformat(d["record"]["updatedDate"])
+                for d in truth["dossiers"]
+                if d["expected"]["valid"]
+            }
+            start = datetime.now(UTC) - timedelta(seconds=args.seconds)
+            recent = {code: at for code, at in changed.items() if at >= start}
+            return await until_acked(database_url, recent)
+
+
+async def until_acked(database_url: str, changes: dict[str, datetime]) -> dict[str, float]:
+    deadline = time.monotonic() + 600
+    while True:
+        found = await acked(database_url)
+        if all(code in found for code in changes):
+            return {
+                code: max(0.0, (found[code] - at).total_seconds()) for code, at in changes.items()
+            }
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not all acknowledged: {len(changes) - len(found)} missing")
+        await asyncio.sleep(0.5)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def bench(args: argparse.Namespace) -> None:
+    portal_port = free_port()
+    portal = f"http://127.0.0.1:{portal_port}"
+    command = ["mock-portal", "--port", str(portal_port), "--rate", "1000000"]
+    command += ["--burst", "1000000", "--log-level", "warning"]
+    with started(command, f"{portal}/openapi.json"):
+        floor = await baseline_round_trip(portal)
+        async with fresh_database(args.database_url) as database_url:
+            engine = create_engine(database_url)
+            try:
+                await migrate.run_on(engine, "upgrade", "head")
+            finally:
+                await engine.dispose()
+            run = push_mode if args.mode == "push" else poll_mode
+            latencies = list((await run(args, database_url, portal)).values())
+    target = 0.5 if args.mode == "push" else 2.0
+    p99 = percentile(latencies, 99)
+    print(
+        f"mode {args.mode}, {len(latencies)} changes over {args.seconds:g} s "
+        f"({len(latencies) / args.seconds:.0f}/s asked {args.rate:g}/s)"
+    )
+    print(
+        "latency change → acknowledgement: "
+        f"p50 {percentile(latencies, 50):.2f} s, p95 {percentile(latencies, 95):.2f} s, "
+        f"p99 {p99:.2f} s, max {max(latencies):.2f} s"
+    )
+    print(
+        f"baseline: one DongBoHoSoMC round trip {floor * 1000:.1f} ms; p99 / baseline "
+        f"{p99 / floor:.0f}×"
+    )
+    print(f"target p99 ≤ {target:g} s: {'met' if p99 <= target else 'NOT met'}")
+    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["push", "poll"], default="push")
+    parser.add_argument("--rate", type=float, default=200.0, help="changes per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--dossiers", type=int, default=2000, help="poll mode: the source's")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="poll mode")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
