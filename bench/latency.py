@@ -33,14 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from benchutil import fresh_database, wait_for
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -80,34 +80,6 @@ def dossier(n: int, day: str) -> dict[str, Any]:
         "HoSoCoThanhPhanSoHoa": 1,
         "DuocThanhToanTrucTuyen": 0,
     }
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    url = make_url(server_url)
-    name = f"dossier_sync_lat_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def wait_for(url: str, child: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if child.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{url}: not up")
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)
-        else:
-            return
 
 
 @contextlib.contextmanager
@@ -282,7 +254,7 @@ async def bench(args: argparse.Namespace) -> None:
     command += ["--burst", "1000000", "--log-level", "warning"]
     with started(command, f"{portal}/openapi.json"):
         floor = await baseline_round_trip(portal)
-        async with fresh_database(args.database_url) as database_url:
+        async with fresh_database(args.database_url, "dossier_sync_lat") as database_url:
             engine = create_engine(database_url)
             try:
                 await migrate.run_on(engine, "upgrade", "head")

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
+from benchutil import fresh_database, wait_for
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -83,22 +83,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """A new database on the server, dropped afterwards: its asyncpg SQLAlchemy URL."""
-    url = make_url(server_url)
-    name = f"dossier_sync_mem_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def fill(database_url: str, pending: int) -> float:
     """Migrate, then insert ``pending`` dossiers all pending; seconds it took."""
     started = time.perf_counter()
@@ -145,19 +129,6 @@ def mock_portal() -> Iterator[str]:
     finally:
         child.terminate()
         child.wait(timeout=10)
-
-
-def wait_for(url: str, child: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if child.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{url}: not up")
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)
-        else:
-            return
 
 
 def run_worker(database_url: str, portal: str, seconds: float) -> tuple[float, float, int]:
@@ -217,10 +188,10 @@ async def count(database_url: str, sql: str) -> int:
 
 async def bench(args: argparse.Namespace) -> None:
     with mock_portal() as portal:
-        async with fresh_database(args.database_url) as empty:
+        async with fresh_database(args.database_url, "dossier_sync_mem") as empty:
             await fill(empty, 0)
             base_peak, base_end, _ = run_worker(empty, portal, min(args.seconds, 20.0))
-        async with fresh_database(args.database_url) as full:
+        async with fresh_database(args.database_url, "dossier_sync_mem") as full:
             fill_s = await fill(full, args.pending)
             peak, end, refreshed = run_worker(full, portal, args.seconds)
             pushed = await count(full, "select count(*) from sync_state where status <> 'pending'")
