@@ -176,6 +176,12 @@ def servers(per_source: int, seed: int, admin_token: str) -> Iterator[Servers]:
 
 def settings_for(database_url: str, portal_url: str, sources: Sequence[Source]) -> Settings:
     """The service's configuration: defaults for everything but the endpoints."""
+    return Settings.model_validate(configuration(database_url, portal_url, sources))
+
+
+def configuration(database_url: str, portal_url: str, sources: Sequence[Source]) -> dict[str, Any]:
+    """What :func:`settings_for` validates, secrets in clear: the workers' configuration
+    file is written from this (a dump of the settings would mask the passwords)."""
     configured: list[dict[str, Any]] = []
     for source in sources:
         entry: dict[str, Any] = {
@@ -188,20 +194,17 @@ def settings_for(database_url: str, portal_url: str, sources: Sequence[Source]) 
         if source.agency_map:
             entry["agency_map"] = source.agency_map
         configured.append(entry)
-    return Settings.model_validate(
-        {
-            "database_url": database_url,
-            "portal": {
-                "base_url": portal_url,
-                "accounts": [
-                    {"unit": unit, "username": unit, "password": PASSWORD}
-                    for unit in UNITS.values()
-                ],
-            },
-            "sources": configured,
-            "logging": {"level": "WARNING", "format": "console"},
-        }
-    )
+    return {
+        "database_url": database_url,
+        "portal": {
+            "base_url": portal_url,
+            "accounts": [
+                {"unit": unit, "username": unit, "password": PASSWORD} for unit in UNITS.values()
+            ],
+        },
+        "sources": configured,
+        "logging": {"level": "WARNING", "format": "console"},
+    }
 
 
 # --- where the CPU went ----------------------------------------------------------------
@@ -466,14 +469,14 @@ async def end_to_end_workers(database_url: str, running: Servers, workers: int) 
         database = create_engine(plain)
         try:
             await migrate.run_on(database, "upgrade", "head")
-            settings = settings_for(plain, running.portal, running.sources)
+            settings = configuration(plain, running.portal, running.sources)
             expected, requests_before = await _source_stats(running.sources)
             checker = await asyncpg.connect(
                 url.set(drivername="postgresql").render_as_string(hide_password=False)
             )
             with tempfile.TemporaryDirectory() as directory:
                 config = Path(directory) / "workers.toml"
-                config.write_text(_toml(settings.model_dump(mode="json", exclude_defaults=True)))
+                config.write_text(_toml(settings))
                 env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
                 command = [sys.executable, "-m", "app", "worker", "--config", str(config)]
                 children: list[subprocess.Popen[bytes]] = []

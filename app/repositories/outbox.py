@@ -172,6 +172,24 @@ class OutboxRepository(Repository):
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def keep_leases(
+        self, dossier_ids: Sequence[int], owner: str, now: datetime, lease_for: timedelta
+    ) -> set[int]:
+        """Renew ``owner``'s lease on each of ``dossier_ids`` that it still holds, and say
+        which those are. Called just before a portal call: a row whose lease ran out and
+        that another worker claimed meanwhile (this process stalled past its renewals)
+        must not be sent by both. The row lock orders this against that worker's claim."""
+        if not dossier_ids:
+            return set()
+        kept = await self.session.scalars(
+            update(SyncState)
+            .where(SyncState.dossier_id.in_(dossier_ids), SyncState.lease_owner == owner)
+            .values(lease_expires_at=now + lease_for)
+            .returning(SyncState.dossier_id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(kept.all())
+
     def _owned(self, dossier_id: int, owner: str) -> tuple[ColumnElement[bool], ...]:
         return (SyncState.dossier_id == dossier_id, SyncState.lease_owner == owner)
 

@@ -84,6 +84,9 @@ class Work:
     failure: Failure | None = None
     attempts: list[PushAttemptRecord] = field(default_factory=list)
     requeue: bool = False  # the portal lost the dossier: push it again from scratch
+    # Its lease ran out and another worker holds the row now: nothing more is sent for
+    # it this round and nothing is recorded on its row (that worker's to decide).
+    lost: bool = False
 
     @property
     def needs_state(self) -> bool:
@@ -233,15 +236,23 @@ class Pusher:
         updating: bool | None,
     ) -> list[ItemOutcome | None]:
         """One call for ``works`` (``updating`` None: progress). Per-item outcomes, or
-        ``None`` for items that the whole call's failure was recorded on."""
+        ``None`` for items that the whole call's failure was recorded on, or that were
+        not sent because their lease is lost."""
+        kept = await self._keep_leases(works)
+        outcomes: list[ItemOutcome | None] = [None] * len(works)
+        if not kept:
+            return outcomes
+        sending = [works[i] for i in kept]
         attempt = _Attempt(unit, service, uuid.uuid4().hex, self.clock(), self.clock)
         try:
             if updating is None:
-                outcomes = await self.portal.update_progress(unit, payload)
+                answered = await self.portal.update_progress(unit, [payload[i] for i in kept])
             else:
-                outcomes = await self.portal.sync_dossiers(unit, payload, updating=updating)
+                answered = await self.portal.sync_dossiers(
+                    unit, [payload[i] for i in kept], updating=updating
+                )
         except PortalUnavailable as error:
-            for w in works:
+            for w in sending:
                 w.failure = w.failure or Failure(
                     None,
                     str(error),
@@ -252,18 +263,42 @@ class Pusher:
                 )
                 w.attempts.append(attempt.record(w, "unavailable", None, str(error)))
                 self.observer.push_item(service, None)
-            return [None] * len(works)
+            return outcomes
         except PortalRefused as refused:
-            for w in works:
+            for w in sending:
                 w.failure = w.failure or Failure(refused.code, refused.message, True, service)
                 w.attempts.append(attempt.record(w, "refused", refused.code, refused.message))
                 self.observer.push_item(service, refused.code)
-            return [None] * len(works)
-        for w, outcome in zip(works, outcomes, strict=True):
+            return outcomes
+        for i, w, outcome in zip(kept, sending, answered, strict=True):
             status = "ok" if outcome.code == ErrorCode.SUCCESS else "rejected"
             w.attempts.append(attempt.record(w, status, outcome.code, outcome.message or None))
             self.observer.push_item(service, outcome.code)
-        return list(outcomes)
+            outcomes[i] = outcome
+        return outcomes
+
+    async def _keep_leases(self, works: Sequence[Work]) -> list[int]:
+        """Indexes of ``works`` whose rows this pusher still holds, their leases renewed;
+        the others are marked lost. One short transaction before each portal call: the
+        renewal loop keeps leases alive, but a process stalled past its lease (paused,
+        starved of CPU) may find its rows taken, and must not push them alongside the
+        worker that took them."""
+        ids = {w.state.dossier_id for w in works if not w.lost}
+        async with transaction(self.sessions) as session:
+            held = await OutboxRepository(session).keep_leases(
+                sorted(ids), self.owner, self.clock(), timedelta(seconds=self.settings.lease_s)
+            )
+        kept: list[int] = []
+        for i, w in enumerate(works):
+            if w.state.dossier_id in held:
+                kept.append(i)
+            elif not w.lost:
+                w.lost = True
+                w.failure = w.failure or Failure(
+                    None, "lease taken over by another worker", False, counted=False
+                )
+                log.warning("lease lost before a push; left to its new holder", ma_ho_so=w.code)
+        return kept
 
     # --- recording what happened ------------------------------------------------------
 
@@ -273,7 +308,9 @@ class Pusher:
             outbox = OutboxRepository(session)
             repository = DossierRepository(session)
             letters = DeadLetterRepository(session)
+            # Calls made before a lease was lost did happen: they stay in the log.
             await PushLogRepository(session).append([a for w in works for a in w.attempts])
+            works = [w for w in works if not w.lost]
             # Successes are recorded set-wise (one statement for the round, not one per
             # dossier): in a healthy round they are nearly all the work.
             delivered: list[int] = []

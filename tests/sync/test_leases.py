@@ -27,6 +27,8 @@ from app.repositories.outbox import OutboxRepository, PendingChange
 from app.repositories.sources import SourceRepository
 from app.sync.engine import Engine
 from app.sync.poll import Poller, PollReport
+from app.sync.portal import PortalClient
+from app.sync.push import Pusher
 from tests.conftest import IsolatedDatabase
 from tests.factories import make_dossier
 from tests.service.helpers import eventually
@@ -125,6 +127,55 @@ async def test_a_push_slower_than_its_lease_is_not_pushed_again_by_another_engin
         for item in entry["items"]
     ]
     assert sorted(sent) == CODES  # each once
+
+
+async def test_a_row_taken_over_while_its_holder_stalled_is_not_pushed_by_the_holder(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """A pusher whose leases ran out while it was held up (no renewal ran: a paused or
+    starved process) finds, before its next portal call, that another worker claimed
+    its rows meanwhile; it sends them no more and records nothing on them. Without the
+    check before each call both workers would push the second dossier at once."""
+    sessions = create_session_factory(migrated_database.engine)
+    mock_portal.control.add_fault(
+        selector={"service": "DongBoHoSoMC"},
+        action={"type": "latency", "latency_ms": 1000},
+        schedule={"kind": "first_n", "n": 1},
+    )
+    settings = engine_settings(
+        migrated_database.url, mock_portal.url, lease_s=0.3, push_concurrency=1
+    )
+    first, second = await store_pending(sessions, CODES[:2])
+    portal = PortalClient(settings.portal)
+    stalled = Pusher(sessions, portal, settings.sync, owner="stalled", max_batch=1)
+    try:
+        pushing = asyncio.create_task(stalled.push_once(limit=2))
+
+        async def first_call_in_flight() -> bool:
+            return bool(mock_portal.control.journal(service="auth")["entries"])
+
+        await eventually(first_call_in_flight, "the stalled pusher to reach the portal")
+        await asyncio.sleep(0.5)  # its leases run out while the slow call is in flight
+        async with transaction(sessions) as session:
+            taken = await OutboxRepository(session).claim(
+                "other", datetime.now(UTC), timedelta(seconds=60), limit=10
+            )
+        assert {row.dossier_id for row in taken} == {first, second}
+        report = await asyncio.wait_for(pushing, timeout=15)
+    finally:
+        await portal.aclose()
+    assert report.claimed == 2
+    sent = [
+        item["ma_ho_so"]
+        for entry in mock_portal.control.journal(service="DongBoHoSoMC")["entries"]
+        for item in entry["items"]
+    ]
+    assert sent == [CODES[0]]  # the call already in flight; the second dossier is not sent
+    async with sessions() as session:
+        states = [await OutboxRepository(session).get(i) for i in (first, second)]
+    for state in states:
+        assert state is not None
+        assert state.lease_owner == "other" and state.pending_since is not None
 
 
 class SlowPoller(Poller):
