@@ -32,12 +32,16 @@ _FINAL_ITEM_CODES = frozenset(
     {ErrorCode.VALIDATION_FAILED, ErrorCode.TRANSITION_REFUSED, ErrorCode.UNIT_MISMATCH}
 )
 MIN_RETRY_GAP_S = 0.05
+"""A retry sooner than this after a transient failure is a hot loop, not a back-off."""
 BACKOFF_GROWTH = 1.5
 """Over a run of three or more retries the last wait must be at least this many times the
 first: exponential back-off grows 4× over three retries, a fixed wait (plus timing noise)
 does not grow at all."""
-"""A retry sooner than this after a transient failure is a hot loop, not a back-off."""
 RETRY_AFTER_TOLERANCE_S = 0.05
+IN_FLIGHT_TOLERANCE_S = 0.1
+"""A request on a session that arrives this soon after the session's -2 was answered may
+have left the client before the client read that answer (a client with several calls in
+flight at once, on a busy event loop): it is not counted as a reuse."""
 MAX_EVIDENCE = 20
 
 
@@ -131,8 +135,13 @@ def _reauthenticates(entries: Sequence[JournalEntry], c: Criterion) -> None:
     for index, entry in enumerate(entries):
         if entry.error_code != ErrorCode.SESSION_EXPIRED or entry.session is None:
             continue
+        answered = entry.at + timedelta(
+            milliseconds=entry.latency_ms or 0.0, seconds=IN_FLIGHT_TOLERANCE_S
+        )
         reused = [
-            e for e in entries[index + 1 :] if e.endpoint != "auth" and e.session == entry.session
+            e
+            for e in entries[index + 1 :]
+            if e.endpoint != "auth" and e.session == entry.session and e.at > answered
         ]
         if reused:
             c.flag([entry, *reused], "kept using a session the portal had answered -2 for")

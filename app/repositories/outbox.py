@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, bindparam, case, func, select, tuple_, update
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, case, func, select, tuple_, update
 
 from app.models import SyncState, SyncStatus
 from app.models.base import table_of
@@ -90,7 +90,9 @@ class OutboxRepository(Repository):
                     "attempts": 0,
                     "next_attempt_at": now,
                 }
-                for change in changes
+                # Rows locked in key order, as by every statement here that locks several:
+                # two transactions then never wait on each other in a cycle (deadlock).
+                for change in sorted(changes, key=lambda change: change.dossier_id)
             ],
         )
         await self.notify_changes()
@@ -103,7 +105,13 @@ class OutboxRepository(Repository):
             return
         await self.session.execute(
             update(SyncState)
-            .where(SyncState.dossier_id.in_(ids), SyncState.status != SyncStatus.DEAD.value)
+            .where(
+                SyncState.dossier_id.in_(
+                    _locked_in_order(
+                        SyncState.dossier_id.in_(ids), SyncState.status != SyncStatus.DEAD.value
+                    )
+                )
+            )
             .values(
                 status=_PENDING,
                 next_attempt_at=case(
@@ -166,7 +174,13 @@ class OutboxRepository(Repository):
         pending: the partial indexes of the pending set serve the scan."""
         result = await self.session.execute(
             update(SyncState)
-            .where(SyncState.pending_since.is_not(None), SyncState.lease_owner == owner)
+            .where(
+                SyncState.dossier_id.in_(
+                    _locked_in_order(
+                        SyncState.pending_since.is_not(None), SyncState.lease_owner == owner
+                    )
+                )
+            )
             .values(lease_expires_at=now + lease_for)
             .execution_options(synchronize_session=False)
         )
@@ -183,7 +197,13 @@ class OutboxRepository(Repository):
             return set()
         kept = await self.session.scalars(
             update(SyncState)
-            .where(SyncState.dossier_id.in_(dossier_ids), SyncState.lease_owner == owner)
+            .where(
+                SyncState.dossier_id.in_(
+                    _locked_in_order(
+                        SyncState.dossier_id.in_(dossier_ids), SyncState.lease_owner == owner
+                    )
+                )
+            )
             .values(lease_expires_at=now + lease_for)
             .returning(SyncState.dossier_id)
             .execution_options(synchronize_session=False)
@@ -240,7 +260,7 @@ class OutboxRepository(Repository):
                     "b_status": ack.portal_status,
                     "b_seq": ack.claimed_seq,
                 }
-                for ack in acknowledgements
+                for ack in sorted(acknowledgements, key=lambda ack: ack.dossier_id)
             ],
             execution_options={"synchronize_session": False},
         )
@@ -333,7 +353,14 @@ class OutboxRepository(Repository):
         """Hand claimed rows back untouched (graceful shutdown): due again at once."""
         await self.session.execute(
             update(SyncState)
-            .where(SyncState.dossier_id.in_(list(dossier_ids)), SyncState.lease_owner == owner)
+            .where(
+                SyncState.dossier_id.in_(
+                    _locked_in_order(
+                        SyncState.dossier_id.in_(list(dossier_ids)),
+                        SyncState.lease_owner == owner,
+                    )
+                )
+            )
             .values(lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -491,3 +518,16 @@ def _acked_part(version: int | None, status: str | None) -> dict[str, object]:
 def _at_change(change_seq: int | None) -> tuple[ColumnElement[bool], ...]:
     """The row is still at ``change_seq`` (no condition when None)."""
     return () if change_seq is None else (SyncState.change_seq == change_seq,)
+
+
+def _locked_in_order(*conditions: ColumnElement[bool]) -> ScalarSelect[int]:
+    """The ids of the rows matching ``conditions``, locked in key order (``FOR UPDATE``
+    of a sorted subquery; a plain multi-row ``UPDATE`` locks in whatever order its scan
+    finds the rows, and two such statements can deadlock). SQLite has no row locks."""
+    return (
+        select(SyncState.dossier_id)
+        .where(*conditions)
+        .order_by(SyncState.dossier_id)
+        .with_for_update()
+        .scalar_subquery()
+    )

@@ -27,7 +27,6 @@ from app.db import transaction
 from app.logs import get_logger
 from app.models import Source
 from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
-from app.repositories.outbox import OutboxRepository
 from app.repositories.push_log import PushLogRepository
 from app.repositories.sources import SourceRepository
 from app.sync.observe import NullObserver, Observer
@@ -262,15 +261,15 @@ class Engine:
 
     async def _push_round(self) -> PushReport | None:
         """One push round, its claims' leases renewed while it runs."""
-        assert self.pusher is not None  # noqa: S101 - only called with a pusher
-        lease = timedelta(seconds=self.settings.sync.lease_s)
+        pusher = self.pusher
+        assert pusher is not None  # noqa: S101 - only called with a pusher
 
         async def renew() -> bool:
-            async with transaction(self.sessions) as session:
-                await OutboxRepository(session).extend_leases(self.owner, self.clock(), lease)
+            await pusher.renew_leases()
             return True  # rows taken over meanwhile are ignored when the round records
 
-        return await _renewing(self.pusher.push_once(), renew, lease.total_seconds() / 3, "push")
+        every_s = self.settings.sync.lease_s / 3
+        return await _renewing(pusher.push_once(), renew, every_s, "push")
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         assert self.reconciler is not None  # noqa: S101 - only started with a reconciler

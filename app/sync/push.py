@@ -130,17 +130,34 @@ class Pusher:
         self.clock = clock
         self._units = asyncio.Semaphore(settings.push_concurrency)
         self.observer: Observer = observer or NullObserver()
+        # Event-loop time until which every lease of the current round is surely this
+        # pusher's (set at the claim, moved on by each renewal): before it, a portal call
+        # needs no look at the database; past it, the rows are checked first.
+        self._held_until = 0.0
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_s)
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of every row this pusher holds (the engine calls this while
+        a round runs, every third of a lease)."""
+        started = asyncio.get_running_loop().time()
+        async with transaction(self.sessions) as session:
+            await OutboxRepository(session).extend_leases(self.owner, self.clock(), self._lease)
+        self._held_until = started + self.settings.lease_s
 
     async def push_once(self, limit: int | None = None) -> PushReport:
         """Claim up to ``limit`` due rows and push them; returns what happened."""
         report = PushReport()
         now = self.clock()
+        started = asyncio.get_running_loop().time()
         async with transaction(self.sessions) as session:
             outbox = OutboxRepository(session)
             claimed = await outbox.claim(
                 self.owner,
                 now,
-                timedelta(seconds=self.settings.lease_s),
+                self._lease,
                 limit or self.max_batch * self.settings.push_concurrency,
             )
             if not claimed:
@@ -148,6 +165,7 @@ class Pusher:
             repository = DossierRepository(session)
             dossiers = await repository.get_many(row.dossier_id for row in claimed)
             progress = await repository.undelivered_progress(row.dossier_id for row in claimed)
+        self._held_until = started + self.settings.lease_s
         report.claimed = len(claimed)
         units: dict[str, list[Work]] = {}
         for row in claimed:
@@ -160,16 +178,17 @@ class Pusher:
             units.setdefault(row.unit, []).append(work)
         try:
             await asyncio.gather(*(self._unit(unit, works) for unit, works in units.items()))
-        except asyncio.CancelledError:
-            # Shutdown ran out of time: hand the rows back now rather than when their
-            # lease expires (a push that did reach the portal is repeated: -3 → update).
+            await self._record([w for works in units.values() for w in works], report)
+        except (Exception, asyncio.CancelledError):
+            # Shutdown ran out of time, or the round failed (the database away, a
+            # deadlock): hand the rows back now rather than when their lease expires (a
+            # push that did reach the portal is repeated: -3 → update).
             with contextlib.suppress(Exception):
                 async with transaction(self.sessions) as session:
                     await OutboxRepository(session).release(
                         [row.dossier_id for row in claimed], self.owner
                     )
             raise
-        await self._record([w for works in units.values() for w in works], report)
         return report
 
     # --- one unit's work -------------------------------------------------------------
@@ -278,15 +297,18 @@ class Pusher:
         return outcomes
 
     async def _keep_leases(self, works: Sequence[Work]) -> list[int]:
-        """Indexes of ``works`` whose rows this pusher still holds, their leases renewed;
-        the others are marked lost. One short transaction before each portal call: the
-        renewal loop keeps leases alive, but a process stalled past its lease (paused,
-        starved of CPU) may find its rows taken, and must not push them alongside the
-        worker that took them."""
+        """Indexes of ``works`` whose rows this pusher still holds; the others are marked
+        lost. The renewals keep leases alive, but a process stalled past its renewals
+        (paused, starved of CPU) may find its rows taken, and must not push them
+        alongside the worker that took them: when the last claim or renewal is more
+        than two thirds of a lease old, the rows are checked (and renewed) first."""
+        margin = self.settings.lease_s / 3
+        if asyncio.get_running_loop().time() < self._held_until - margin:
+            return [i for i, w in enumerate(works) if not w.lost]
         ids = {w.state.dossier_id for w in works if not w.lost}
         async with transaction(self.sessions) as session:
             held = await OutboxRepository(session).keep_leases(
-                sorted(ids), self.owner, self.clock(), timedelta(seconds=self.settings.lease_s)
+                sorted(ids), self.owner, self.clock(), self._lease
             )
         kept: list[int] = []
         for i, w in enumerate(works):

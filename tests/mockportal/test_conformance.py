@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.mockportal.conformance import IN_FLIGHT_TOLERANCE_S
 from app.mockportal.testing import MockPortalControl, MockPortalHandle
 from tests.factories import dossier_json, make_progress
 from tests.mockportal.helpers import H26, PortalClient, item_codes
@@ -206,7 +207,21 @@ def test_reusing_an_expired_session_is_caught(
     for _ in range(2):
         response = client.call("share", "LayDanhSachTTHC")
         assert response.json()["error_code"] == -2
+        time.sleep(IN_FLIGHT_TOLERANCE_S + 0.05)  # the answer was surely read
     assert failed(control.conformance(H26)) == {"reauthenticates_on_session_expiry"}
+
+
+def test_a_call_in_flight_when_the_session_expired_is_not_a_reuse(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    """Two calls of a concurrent client on the same session: the second reaches the
+    portal just after the first was answered -2, before the client could have read it."""
+    control.expire_sessions(H26)
+    for _ in range(2):
+        assert client.call("share", "LayDanhSachTTHC").json()["error_code"] == -2
+    client.login()
+    assert client.call("share", "LayDanhSachTTHC").json()["error_code"] == 0
+    assert control.conformance(H26)["passed"] is True
 
 
 def test_logging_in_again_after_minus_2_passes(
@@ -254,6 +269,7 @@ def test_the_window_limits_what_is_judged(client: PortalClient, control: MockPor
     control.expire_sessions(H26)
     for _ in range(2):
         client.call("share", "LayDanhSachTTHC")
+        time.sleep(IN_FLIGHT_TOLERANCE_S + 0.05)
     since = datetime.now(UTC)
     client.login()
     client.call("share", "LayDanhSachTTHC")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import ConfigError, Settings, SourceSettings, load_settings
@@ -176,6 +176,69 @@ async def test_a_row_taken_over_while_its_holder_stalled_is_not_pushed_by_the_ho
     for state in states:
         assert state is not None
         assert state.lease_owner == "other" and state.pending_since is not None
+
+
+class CrashingPortal(PortalClient):
+    """A portal client with a bug: the round crashes in the middle of its calls."""
+
+    async def sync_dossiers(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the round")
+
+
+async def test_a_round_that_crashes_hands_its_rows_back_at_once(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """Not after the lease (a minute by default): the next round, or another worker,
+    takes them again at once."""
+    sessions = create_session_factory(migrated_database.engine)
+    ids = await store_pending(sessions, CODES)
+    settings = engine_settings(migrated_database.url, mock_portal.url, lease_s=60.0)
+    portal = CrashingPortal(settings.portal)
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            await Pusher(sessions, portal, settings.sync, owner="crashing").push_once()
+    finally:
+        await portal.aclose()
+    async with transaction(sessions) as session:
+        taken = await OutboxRepository(session).claim(
+            "next", datetime.now(UTC), timedelta(seconds=60), limit=10
+        )
+    assert sorted(row.dossier_id for row in taken) == sorted(ids)
+
+
+@pytest.mark.postgresql_only
+async def test_renewing_leases_locks_its_rows_in_key_order(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """A renewal waiting for one row holds no lock on rows of higher key: statements
+    that lock several rows in key order cannot deadlock each other. Here the lower row
+    was written last (a plain scan meets it last), and another transaction holds it."""
+    sessions = create_session_factory(migrated_database.engine)
+    low, high = await store_pending(sessions, CODES[:2])
+    lease = timedelta(seconds=60)
+    async with transaction(sessions) as session:
+        await OutboxRepository(session).claim("a", NOW, lease, limit=2)
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(SyncState).where(SyncState.dossier_id == low).values(last_error="moved")
+        )
+    async with sessions() as holder, sessions() as renewer, sessions() as other:
+        await holder.execute(
+            update(SyncState).where(SyncState.dossier_id == low).values(last_error="held")
+        )
+        renewal = asyncio.create_task(OutboxRepository(renewer).extend_leases("a", NOW, lease))
+        await asyncio.sleep(0.5)
+        assert not renewal.done()  # waiting for the lower row
+        locked = await other.scalars(
+            select(SyncState.dossier_id)
+            .where(SyncState.dossier_id == high)
+            .with_for_update(nowait=True)
+        )
+        assert locked.all() == [high]  # not held by the waiting renewal
+        await other.rollback()
+        await holder.rollback()
+        assert await asyncio.wait_for(renewal, timeout=10) == 2
+        await renewer.commit()
 
 
 class SlowPoller(Poller):
