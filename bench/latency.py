@@ -79,6 +79,7 @@ def dossier(n: int, day: str) -> dict[str, Any]:
         "TrangThaiHoSo": "4",
         "HoSoCoThanhPhanSoHoa": 1,
         "DuocThanhToanTrucTuyen": 0,
+        "DonViXuLy": "Ủy ban nhân dân phường Ba Đình",
     }
 
 
@@ -197,8 +198,15 @@ async def push_mode(args: argparse.Namespace, database_url: str, portal: str) ->
                     await asyncio.sleep(max(0.0, next_at - loop.time()))
                 answers = await asyncio.gather(*requests)
                 refused = [a.text for a in answers if a.status_code != 202]
+                refused += [
+                    a.text
+                    for a in answers
+                    if a.status_code == 202 and a.json()["accepted"] != per_batch
+                ]
                 if refused:
-                    raise SystemExit(f"ingest refused: {refused[0]}")
+                    # A dossier the service does not accept is never acknowledged: say so
+                    # rather than wait for it.
+                    raise SystemExit(f"ingest refused: {refused[0][:500]}")
             return await until_acked(database_url, sent)
 
 
