@@ -469,14 +469,14 @@ async def end_to_end_workers(database_url: str, running: Servers, workers: int) 
         database = create_engine(plain)
         try:
             await migrate.run_on(database, "upgrade", "head")
-            settings = configuration(plain, running.portal, running.sources)
+            values = configuration(plain, running.portal, running.sources)
             expected, requests_before = await _source_stats(running.sources)
             checker = await asyncpg.connect(
                 url.set(drivername="postgresql").render_as_string(hide_password=False)
             )
             with tempfile.TemporaryDirectory() as directory:
                 config = Path(directory) / "workers.toml"
-                config.write_text(_toml(settings))
+                config.write_text(_toml(values))
                 env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
                 command = [sys.executable, "-m", "app", "worker", "--config", str(config)]
                 children: list[subprocess.Popen[bytes]] = []

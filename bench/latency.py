@@ -197,11 +197,10 @@ async def push_mode(args: argparse.Namespace, database_url: str, portal: str) ->
                     next_at = begin + (n / per_batch) * BATCH_EVERY_S
                     await asyncio.sleep(max(0.0, next_at - loop.time()))
                 answers = await asyncio.gather(*requests)
-                refused = [a.text for a in answers if a.status_code != 202]
-                refused += [
+                refused = [
                     a.text
                     for a in answers
-                    if a.status_code == 202 and a.json()["accepted"] != per_batch
+                    if a.status_code != 202 or a.json()["accepted"] != per_batch
                 ]
                 if refused:
                     # A dossier the service does not accept is never acknowledged: say so

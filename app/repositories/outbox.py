@@ -168,42 +168,27 @@ class OutboxRepository(Repository):
         )
         return sorted(claimed.all(), key=lambda row: (row.next_attempt_at, row.dossier_id))
 
-    async def extend_leases(self, owner: str, now: datetime, lease_for: timedelta) -> int:
-        """Keep ``owner``'s claims while their push is in flight, so that a round slower
-        than the lease is not pushed a second time by another worker. Claimed rows are
-        pending: the partial indexes of the pending set serve the scan."""
-        result = await self.session.execute(
-            update(SyncState)
-            .where(
-                SyncState.dossier_id.in_(
-                    _locked_in_order(
-                        SyncState.pending_since.is_not(None), SyncState.lease_owner == owner
-                    )
-                )
-            )
-            .values(lease_expires_at=now + lease_for)
-            .execution_options(synchronize_session=False)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
-    async def keep_leases(
-        self, dossier_ids: Sequence[int], owner: str, now: datetime, lease_for: timedelta
+    async def extend_leases(
+        self,
+        owner: str,
+        now: datetime,
+        lease_for: timedelta,
+        dossier_ids: Sequence[int] | None = None,
     ) -> set[int]:
-        """Renew ``owner``'s lease on each of ``dossier_ids`` that it still holds, and say
-        which those are. Called just before a portal call: a row whose lease ran out and
-        that another worker claimed meanwhile (this process stalled past its renewals)
-        must not be sent by both. The row lock orders this against that worker's claim."""
-        if not dossier_ids:
-            return set()
+        """Keep ``owner``'s claims (all of them, or those among ``dossier_ids``) while
+        their push is in flight, so that a round slower than the lease is not pushed a
+        second time by another worker; returns the ids of the rows still ``owner``'s. A
+        row another worker claimed once its lease ran out (this process stalled past its
+        renewals) is not among them: the row lock orders this against that claim.
+        Claimed rows are pending: the partial indexes of the pending set serve the scan."""
+        held = [SyncState.pending_since.is_not(None), SyncState.lease_owner == owner]
+        if dossier_ids is not None:
+            if not dossier_ids:
+                return set()
+            held.append(SyncState.dossier_id.in_(dossier_ids))
         kept = await self.session.scalars(
             update(SyncState)
-            .where(
-                SyncState.dossier_id.in_(
-                    _locked_in_order(
-                        SyncState.dossier_id.in_(dossier_ids), SyncState.lease_owner == owner
-                    )
-                )
-            )
+            .where(SyncState.dossier_id.in_(_locked_in_order(*held)))
             .values(lease_expires_at=now + lease_for)
             .returning(SyncState.dossier_id)
             .execution_options(synchronize_session=False)

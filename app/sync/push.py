@@ -307,8 +307,8 @@ class Pusher:
             return [i for i, w in enumerate(works) if not w.lost]
         ids = {w.state.dossier_id for w in works if not w.lost}
         async with transaction(self.sessions) as session:
-            held = await OutboxRepository(session).keep_leases(
-                sorted(ids), self.owner, self.clock(), self._lease
+            held = await OutboxRepository(session).extend_leases(
+                self.owner, self.clock(), self._lease, sorted(ids)
             )
         kept: list[int] = []
         for i, w in enumerate(works):
