@@ -216,14 +216,15 @@ def assert_no_double_push(mock: MockPortalHandle, cut_short: set[str]) -> None:
     (``cut_short``: they go again, as an update)."""
     entries = mock.control.journal(limit=100_000)
     assert entries["dropped"] == 0
-    spans: dict[str, list[tuple[float, float]]] = {}
+    spans: dict[str, list[tuple[float, float, str]]] = {}
     acknowledged: dict[tuple[str, str], int] = {}
     for entry in entries["entries"]:
         if entry["endpoint"] != "integration" or entry["service"] not in (SYNC, PROGRESS):
             continue
         begin = datetime.fromisoformat(entry["at"]).timestamp()
+        seen = f"{entry['id']} {entry['service']} session {entry['session']}"
         for code in {item["ma_ho_so"] for item in entry["items"]}:
-            spans.setdefault(code, []).append((begin, begin + entry["latency_ms"] / 1000))
+            spans.setdefault(code, []).append((begin, begin + entry["latency_ms"] / 1000, seen))
         for item in entry["items"]:
             assert item["error_code"] != ErrorCode.TRANSITION_REFUSED, item
             code = item["ma_ho_so"]
@@ -231,8 +232,8 @@ def assert_no_double_push(mock: MockPortalHandle, cut_short: set[str]) -> None:
                 key = (code, item["content_hash"])
                 acknowledged[key] = acknowledged.get(key, 0) + 1
     for code, requests in spans.items():
-        for (_, end), (begin, _) in itertools.pairwise(sorted(requests)):
-            assert begin >= end, f"{code}: in two requests at once"
+        for (_, end, one), (begin, _, other) in itertools.pairwise(sorted(requests)):
+            assert begin >= end, f"{code}: in two requests at once ({one}; {other})"
     repeated = {code for (code, _), count in acknowledged.items() if count > 1}
     assert repeated <= cut_short, repeated - cut_short
     for unit in UNITS:
