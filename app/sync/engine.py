@@ -266,7 +266,7 @@ class Engine:
 
         async def renew() -> bool:
             await pusher.renew_leases()
-            return True  # rows taken over meanwhile are ignored when the round records
+            return True  # rows taken over meanwhile: the pusher sends them no more
 
         every_s = self.settings.sync.lease_s / 3
         return await _renewing(pusher.push_once(), renew, every_s, "push")

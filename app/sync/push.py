@@ -134,6 +134,10 @@ class Pusher:
         # pusher's (set at the claim, moved on by each renewal): before it, a portal call
         # needs no look at the database; past it, the rows are checked first.
         self._held_until = 0.0
+        # The rows this pusher holds as of its last claim or renewal: a renewal that finds
+        # some taken over (the process stalled past its lease) drops them here, so that
+        # the calls after it, which trust ``_held_until``, do not send them.
+        self._held: set[int] = set()
 
     @property
     def _lease(self) -> timedelta:
@@ -143,8 +147,12 @@ class Pusher:
         """Extend the leases of every row this pusher holds (the engine calls this while
         a round runs, every third of a lease)."""
         started = asyncio.get_running_loop().time()
+        before = set(self._held)
         async with transaction(self.sessions) as session:
-            await OutboxRepository(session).extend_leases(self.owner, self.clock(), self._lease)
+            held = await OutboxRepository(session).extend_leases(
+                self.owner, self.clock(), self._lease
+            )
+        self._held -= before - held
         self._held_until = started + self.settings.lease_s
 
     async def push_once(self, limit: int | None = None) -> PushReport:
@@ -166,6 +174,8 @@ class Pusher:
             dossiers = await repository.get_many(row.dossier_id for row in claimed)
             progress = await repository.undelivered_progress(row.dossier_id for row in claimed)
         self._held_until = started + self.settings.lease_s
+        claimed_ids = {row.dossier_id for row in claimed}
+        self._held |= claimed_ids
         report.claimed = len(claimed)
         units: dict[str, list[Work]] = {}
         for row in claimed:
@@ -185,10 +195,10 @@ class Pusher:
             # push that did reach the portal is repeated: -3 → update).
             with contextlib.suppress(Exception):
                 async with transaction(self.sessions) as session:
-                    await OutboxRepository(session).release(
-                        [row.dossier_id for row in claimed], self.owner
-                    )
+                    await OutboxRepository(session).release(sorted(claimed_ids), self.owner)
             raise
+        finally:
+            self._held -= claimed_ids
         return report
 
     # --- one unit's work -------------------------------------------------------------
@@ -301,18 +311,23 @@ class Pusher:
         lost. The renewals keep leases alive, but a process stalled past its renewals
         (paused, starved of CPU) may find its rows taken, and must not push them
         alongside the worker that took them: when the last claim or renewal is more
-        than two thirds of a lease old, the rows are checked (and renewed) first."""
-        margin = self.settings.lease_s / 3
+        than half a lease old, the rows are checked (and renewed) first; before that,
+        what the last renewal found (``_held``) stands."""
+        # Half a lease of margin: the call must reach the portal (through a loaded event
+        # loop and a loaded portal) well before another worker may claim its rows.
+        margin = self.settings.lease_s / 2
         if asyncio.get_running_loop().time() < self._held_until - margin:
-            return [i for i, w in enumerate(works) if not w.lost]
-        ids = {w.state.dossier_id for w in works if not w.lost}
-        async with transaction(self.sessions) as session:
-            held = await OutboxRepository(session).extend_leases(
-                self.owner, self.clock(), self._lease, sorted(ids)
-            )
+            held = self._held
+        else:
+            ids = {w.state.dossier_id for w in works if not w.lost}
+            async with transaction(self.sessions) as session:
+                held = await OutboxRepository(session).extend_leases(
+                    self.owner, self.clock(), self._lease, sorted(ids)
+                )
+            self._held -= ids - held
         kept: list[int] = []
         for i, w in enumerate(works):
-            if w.state.dossier_id in held:
+            if not w.lost and w.state.dossier_id in held:
                 kept.append(i)
             elif not w.lost:
                 w.lost = True

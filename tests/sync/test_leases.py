@@ -178,6 +178,56 @@ async def test_a_row_taken_over_while_its_holder_stalled_is_not_pushed_by_the_ho
         assert state.lease_owner == "other" and state.pending_since is not None
 
 
+async def test_a_renewal_that_finds_rows_taken_over_keeps_the_holder_from_sending_them(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """The stalled holder's overdue renewal runs first when it wakes: it extends the
+    rows still its own and learns that the others were taken. Its next call, which
+    trusts that fresh renewal instead of looking at the database, must not send them
+    (before the fix the renewal's answer was ignored and the second dossier went out
+    alongside the worker that took it)."""
+    sessions = create_session_factory(migrated_database.engine)
+    mock_portal.control.add_fault(
+        selector={"service": "DongBoHoSoMC"},
+        action={"type": "latency", "latency_ms": 1000},
+        schedule={"kind": "first_n", "n": 1},
+    )
+    settings = engine_settings(
+        migrated_database.url, mock_portal.url, lease_s=30, push_concurrency=1
+    )
+    first, second = await store_pending(sessions, CODES[:2])
+    portal = PortalClient(settings.portal)
+    stalled = Pusher(sessions, portal, settings.sync, owner="stalled", max_batch=1)
+    try:
+        pushing = asyncio.create_task(stalled.push_once(limit=2))
+
+        async def first_call_in_flight() -> bool:
+            return bool(mock_portal.control.journal(service="auth")["entries"])
+
+        await eventually(first_call_in_flight, "the holder to reach the portal")
+        # Another worker, whose clock is past the holder's leases, takes both rows.
+        async with transaction(sessions) as session:
+            taken = await OutboxRepository(session).claim(
+                "other", datetime.now(UTC) + timedelta(seconds=60), timedelta(seconds=60), 10
+            )
+        assert {row.dossier_id for row in taken} == {first, second}
+        await stalled.renew_leases()
+        report = await asyncio.wait_for(pushing, timeout=15)
+    finally:
+        await portal.aclose()
+    assert report.claimed == 2
+    sent = [
+        item["ma_ho_so"]
+        for entry in mock_portal.control.journal(service="DongBoHoSoMC")["entries"]
+        for item in entry["items"]
+    ]
+    assert sent == [CODES[0]]
+    async with sessions() as session:
+        states = [await OutboxRepository(session).get(i) for i in (first, second)]
+    for state in states:
+        assert state is not None and state.lease_owner == "other"
+
+
 class CrashingPortal(PortalClient):
     """A portal client with a bug: the round crashes in the middle of its calls."""
 
