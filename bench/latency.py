@@ -9,7 +9,8 @@ process of its own. Then for ``--seconds``:
 * ``--mode push``: this process sends new dossiers to ``POST /api/v1/dossiers`` at
   ``--rate`` dossiers a second (batches every 100 ms); a change's clock starts when its
   batch is sent.
-* ``--mode poll``: an iGate simulator (clean) changes its dossiers at ``--rate`` a
+* ``--mode poll``: an iGate simulator (clean) holds ``--dossiers`` dossiers, which the
+  service syncs first (not measured); then the simulator changes them at ``--rate`` a
   second and the service polls it every ``--poll-interval`` seconds; a change's clock
   starts at the source's ``updatedDate`` of the dossier's latest change.
 
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,30 +211,46 @@ async def push_mode(args: argparse.Namespace, database_url: str, portal: str) ->
 
 
 async def poll_mode(args: argparse.Namespace, database_url: str, portal: str) -> dict[str, float]:
-    """The simulator changes dossiers at the rate; MaHoSo → seconds from its latest
-    change at the source to the acknowledgement of the version holding it."""
+    """Steady state: the service first syncs the simulator's dossiers as they are (not
+    measured, its time printed), then the simulator changes dossiers at the rate for
+    ``--seconds``; MaHoSo → seconds from its latest change at the source to the
+    acknowledgement of the version holding it."""
     sim_port, api_port = free_port(), free_port()
     source = f"http://127.0.0.1:{sim_port}"
     command = ["simulate", "igate", "--port", str(sim_port), "--clean", "--unit", UNIT]
-    command += ["--dossiers", str(args.dossiers), "--changes-per-second", str(args.rate)]
+    command += ["--dossiers", str(args.dossiers), "--changes-per-second", "0"]
     command += ["--log-level", "warning"]
     with started(command, f"{source}/_sim/stats"), tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "serve.toml"
         config.write_text(config_text(database_url, portal, api_port, source, args.poll_interval))
         base = f"http://127.0.0.1:{api_port}"
-        with started(["serve", "--config", str(config)], f"{base}/readyz"):
-            await asyncio.sleep(args.seconds)
-            async with httpx.AsyncClient(base_url=source, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=source, timeout=30) as http:
+            with started(["serve", "--config", str(config)], f"{base}/readyz"):
+                began = time.monotonic()
+                at_source = await latest_changes(http)
+                await until_acked(database_url, at_source)
+                print(
+                    f"initial sync of {len(at_source):,} dossiers (not measured): "
+                    f"{time.monotonic() - began:.1f} s"
+                )
+                start = datetime.now(UTC)
+                await http.patch("/_sim/settings", json={"changes_per_second": args.rate})
+                await asyncio.sleep(args.seconds)
                 await http.patch("/_sim/settings", json={"changes_per_second": 0})
-                truth = (await http.get("/_sim/truth")).json()
-            changed = {
-                d["ma_ho_so"]: datetime.fromisoformat(d["record"]["updatedDate"])
-                for d in truth["dossiers"]
-                if d["expected"]["valid"]
-            }
-            start = datetime.now(UTC) - timedelta(seconds=args.seconds)
-            recent = {code: at for code, at in changed.items() if at >= start}
-            return await until_acked(database_url, recent)
+                recent = {
+                    code: at for code, at in (await latest_changes(http)).items() if at >= start
+                }
+                return await until_acked(database_url, recent)
+
+
+async def latest_changes(http: httpx.AsyncClient) -> dict[str, datetime]:
+    """MaHoSo → the source's ``updatedDate`` of every valid dossier of the simulator."""
+    truth = (await http.get("/_sim/truth")).json()
+    return {
+        d["ma_ho_so"]: datetime.fromisoformat(d["record"]["updatedDate"])
+        for d in truth["dossiers"]
+        if d["expected"]["valid"]
+    }
 
 
 async def until_acked(database_url: str, changes: dict[str, datetime]) -> dict[str, float]:

@@ -87,6 +87,10 @@ class Work:
     # Its lease ran out and another worker holds the row now: nothing more is sent for
     # it this round and nothing is recorded on its row (that worker's to decide).
     lost: bool = False
+    # Refused for good and recorded (dead letter, push log) as soon as the refusal came,
+    # not at the round's end: a worker killed meanwhile must not leave it to be sent
+    # again, unchanged, by the worker that takes the row over.
+    recorded: bool = False
 
     @property
     def needs_state(self) -> bool:
@@ -187,7 +191,9 @@ class Pusher:
             )
             units.setdefault(row.unit, []).append(work)
         try:
-            await asyncio.gather(*(self._unit(unit, works) for unit, works in units.items()))
+            await asyncio.gather(
+                *(self._unit(unit, works, report) for unit, works in units.items())
+            )
             await self._record([w for works in units.values() for w in works], report)
         except (Exception, asyncio.CancelledError):
             # Shutdown ran out of time, or the round failed (the database away, a
@@ -203,12 +209,12 @@ class Pusher:
 
     # --- one unit's work -------------------------------------------------------------
 
-    async def _unit(self, unit: str, works: list[Work]) -> None:
+    async def _unit(self, unit: str, works: list[Work], report: PushReport) -> None:
         async with self._units:
-            await self._push_states(unit, works)
-            await self._deliver_progress(unit, works)
+            await self._push_states(unit, works, report)
+            await self._deliver_progress(unit, works, report)
 
-    async def _push_states(self, unit: str, works: list[Work]) -> None:
+    async def _push_states(self, unit: str, works: list[Work], report: PushReport) -> None:
         for w in works:
             w.state_done = not w.needs_state
         pending = [w for w in works if w.needs_state]
@@ -229,13 +235,20 @@ class Pusher:
                         for w, outcome in zip(chunk, outcomes, strict=True)
                         if outcome is not None and _switch(w, outcome, updating, switched)
                     ]
+                    await self._record_refusals(chunk, report)
             creates = [w for w in again if not w.exists]
             updates = [w for w in again if w.exists]
 
-    async def _deliver_progress(self, unit: str, works: list[Work]) -> None:
+    async def _deliver_progress(self, unit: str, works: list[Work], report: PushReport) -> None:
         ready = [w for w in works if w.state_done and w.failure is None and w.progress]
         queue = [(w, record) for w in ready for record in w.progress]  # in time order
-        for chunk in _chunks(queue, self.max_batch):
+        while queue:
+            # A dossier whose record failed sends none of its later ones (they would
+            # reach the portal before the one that failed): the next attempt resumes.
+            queue = [(w, record) for w, record in queue if w.failure is None]
+            chunk, queue = queue[: self.max_batch], queue[self.max_batch :]
+            if not chunk:
+                break
             outcomes = await self._send(
                 unit,
                 [w for w, _ in chunk],
@@ -255,6 +268,7 @@ class Pusher:
                     w.failure = Failure(outcome.code, outcome.message, False, PROGRESS_SERVICE)
                 else:
                     w.failure = _failure(outcome, PROGRESS_SERVICE)
+            await self._record_refusals([w for w, _ in chunk], report)
 
     async def _send(
         self,
@@ -339,6 +353,30 @@ class Pusher:
 
     # --- recording what happened ------------------------------------------------------
 
+    async def _record_refusals(self, works: Sequence[Work], report: PushReport) -> None:
+        """Dead-letter at once, after the call that brought it, what the portal refused
+        for good (rare: one small transaction), with its calls in the push log and the
+        progress delivered before the refusal."""
+        refused = [
+            w
+            for w in {id(w): w for w in works}.values()
+            if w.failure is not None and w.failure.permanent and not (w.lost or w.recorded)
+        ]
+        if not refused:
+            return
+        now = self.clock()
+        async with transaction(self.sessions) as session:
+            await PushLogRepository(session).append([a for w in refused for a in w.attempts])
+            delivered = [record for w in refused for record in w.delivered]
+            if delivered:
+                await DossierRepository(session).mark_progress_acked(delivered, now)
+            outbox, letters = OutboxRepository(session), DeadLetterRepository(session)
+            for w in refused:
+                await self._failed(outbox, letters, w, now, report)
+        report.progress_delivered += len(delivered)
+        for w in refused:
+            w.recorded, w.attempts, w.delivered = True, [], []
+
     async def _record(self, works: list[Work], report: PushReport) -> None:
         now = self.clock()
         async with transaction(self.sessions) as session:
@@ -347,7 +385,7 @@ class Pusher:
             letters = DeadLetterRepository(session)
             # Calls made before a lease was lost did happen: they stay in the log.
             await PushLogRepository(session).append([a for w in works for a in w.attempts])
-            works = [w for w in works if not w.lost]
+            works = [w for w in works if not (w.lost or w.recorded)]
             # Successes are recorded set-wise (one statement for the round, not one per
             # dossier): in a healthy round they are nearly all the work.
             delivered: list[int] = []

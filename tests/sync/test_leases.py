@@ -22,7 +22,7 @@ from app.mockportal.testing import MockPortalHandle
 from app.models import Source, SyncState
 from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
 from app.repositories.dead_letters import DeadLetterFilter, DeadLetterRepository
-from app.repositories.dossiers import DossierRepository, IncomingDossier
+from app.repositories.dossiers import DossierRepository, IncomingDossier, IncomingProgress
 from app.repositories.outbox import OutboxRepository, PendingChange
 from app.repositories.sources import SourceRepository
 from app.sync.engine import Engine
@@ -30,7 +30,7 @@ from app.sync.poll import Poller, PollReport
 from app.sync.portal import PortalClient
 from app.sync.push import Pusher
 from tests.conftest import IsolatedDatabase
-from tests.factories import make_dossier
+from tests.factories import make_dossier, make_progress
 from tests.service.helpers import eventually
 from tests.sync.polling import AUTH
 
@@ -450,3 +450,79 @@ async def test_a_refusal_whose_row_another_engine_took_meanwhile_writes_no_dead_
         for item in entry["items"]
     ]
     assert [item["error_code"] for item in refused] == [-5]  # it was refused, and sent once
+
+
+async def test_a_refusal_is_recorded_before_the_rest_of_the_round_is_pushed(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """The first dossier is refused for good while the second one's call is still to
+    come (and slow): its dead letter is written already, so a worker killed during the
+    slow call leaves nothing for the next worker to send again unchanged. Recorded only
+    at the round's end, the refusal would be lost with the process."""
+    sessions = create_session_factory(migrated_database.engine)
+    refused_id, slow_id = await store_pending(sessions, CODES[:2])
+    mock_portal.control.add_fault(
+        selector={"ma_ho_so_prefix": CODES[0]}, action={"type": "reject", "error_code": -5}
+    )
+    mock_portal.control.add_fault(
+        selector={"ma_ho_so_prefix": CODES[1]}, action={"type": "latency", "latency_ms": 1500}
+    )
+    settings = engine_settings(migrated_database.url, mock_portal.url, push_concurrency=1)
+    portal = PortalClient(settings.portal)
+    pusher = Pusher(sessions, portal, settings.sync, owner="first", max_batch=1)
+    try:
+        pushing = asyncio.create_task(pusher.push_once(limit=2))
+
+        async def slow_call_in_flight() -> bool:
+            journal = mock_portal.control.journal(service="DongBoHoSoMC")["entries"]
+            return len(journal) == 1  # the refusal answered; the slow one not yet
+
+        await eventually(slow_call_in_flight, "the refusal to come back")
+        await asyncio.sleep(0.3)  # the refusal's own recording, while the slow call runs
+        async with sessions() as session:
+            letter = await DeadLetterRepository(session).open_for_dossier(refused_id)
+            state = await OutboxRepository(session).get(refused_id)
+        assert not pushing.done()
+        report = await asyncio.wait_for(pushing, timeout=15)
+    finally:
+        await portal.aclose()
+    assert letter is not None and letter.error_code == -5
+    assert state is not None and state.status == "dead"
+    assert (report.dead, report.acked) == (1, 1)
+    async with sessions() as session:
+        slow = await OutboxRepository(session).get(slow_id)
+        letters = await DeadLetterRepository(session).count_open(DeadLetterFilter())
+    assert slow is not None and slow.status == "acked"
+    assert letters == 1  # written once, not again at the round's end
+
+
+async def test_a_dossier_whose_progress_record_failed_sends_none_of_its_later_ones(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """Three steps in calls of two: the first call is refused for the dossier, so its
+    third step, in the next call, would reach the portal without the two before it. It
+    is not sent."""
+    sessions = create_session_factory(migrated_database.engine)
+    [dossier_id] = await store_pending(sessions, CODES[:1])
+    steps = [
+        make_progress(CODES[0], "4", NOW - timedelta(hours=3 - n), NoiDungXuLy=f"bước {n}")
+        for n in range(3)
+    ]
+    async with transaction(sessions) as session:
+        await DossierRepository(session).add_progress(
+            [IncomingProgress(dossier_id, step, NOW) for step in steps]
+        )
+    mock_portal.control.add_fault(
+        selector={"service": "CapNhatTienDoHoSoMC"},
+        action={"type": "reject", "error_code": -10},
+        schedule={"kind": "first_n", "n": 1},
+    )
+    settings = engine_settings(migrated_database.url, mock_portal.url)
+    portal = PortalClient(settings.portal)
+    pusher = Pusher(sessions, portal, settings.sync, owner="first", max_batch=2)
+    try:
+        await pusher.push_once()
+    finally:
+        await portal.aclose()
+    calls = mock_portal.control.journal(service="CapNhatTienDoHoSoMC")["entries"]
+    assert [len(entry["items"]) for entry in calls] == [2]
