@@ -210,7 +210,9 @@ class SourceSettings(BaseModel):
     poll_interval_s: float = Field(
         default=2.0,
         gt=0,
-        description="Seconds between polls; after failures the wait doubles, up to 5 minutes.",
+        description="Seconds from the start of one poll to the start of the next (a poll "
+        "that takes longer is followed at once); after failures the wait doubles, up to 5 "
+        "minutes.",
     )
     page_size: int = Field(
         default=200, ge=1, le=500, description="Records asked for in each page of a poll."

@@ -204,7 +204,9 @@ class Engine:
 
     async def _poll_loop(self, poller: Poller, stop: asyncio.Event) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            began = loop.time()
             try:
                 report = await self._poll(poller)
             except Exception:  # a bug must not stop the other sources
@@ -215,7 +217,7 @@ class Engine:
                 failures += 1
             else:
                 failures = failures + 1 if report is not None and report.error else 0
-            delay = _poll_delay(poller.settings, failures)
+            delay = _poll_delay(poller.settings, failures, loop.time() - began)
             await self._wait_for_poll(poller, stop, delay)
 
     async def _wait_for_poll(self, poller: Poller, stop: asyncio.Event, delay: float) -> None:
@@ -371,10 +373,14 @@ async def _renewing(
             await asyncio.wait({task})
 
 
-def _poll_delay(settings: SourceSettings, failures: int) -> float:
+def _poll_delay(settings: SourceSettings, failures: int, took: float) -> float:
+    """Seconds until the next poll. Polls start every ``poll_interval_s`` (a poll that
+    took longer is followed at once): counted from the end of a busy source's long
+    polls instead, every change would wait a poll's length more than the interval.
+    After failures, the back-off counts from the failure."""
     if failures:
         return backoff_delay(settings, failures).total_seconds()
-    return settings.poll_interval_s
+    return max(0.0, settings.poll_interval_s - took)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
