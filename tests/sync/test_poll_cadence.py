@@ -9,6 +9,8 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
+
 from app.db import create_session_factory
 from app.mockportal.testing import MockPortalHandle
 from app.sync.engine import Engine
@@ -16,6 +18,8 @@ from app.sync.poll import PollReport
 from tests.conftest import IsolatedDatabase
 from tests.service.helpers import settings_from, settings_values
 from tests.sync.polling import simulator
+
+pytestmark = pytest.mark.postgresql_only  # the engine's loop, not the storage, is under test
 
 INTERVAL_S = 0.8
 SLOW_S = 0.5  # what each poll takes on top of its requests: a slow, busy source
