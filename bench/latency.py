@@ -175,7 +175,12 @@ async def push_mode(args: argparse.Namespace, database_url: str, portal: str) ->
         config.write_text(config_text(database_url, portal, port, None, 2.0))
         key = create_key(config)
         base = f"http://127.0.0.1:{port}"
-        with started(["serve", "--config", str(config)], f"{base}/readyz"):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(started(["serve", "--config", str(config)], f"{base}/readyz"))
+            for _ in range(args.workers):
+                metrics = free_port()
+                command = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
+                stack.enter_context(started(command, f"http://127.0.0.1:{metrics}/readyz"))
             day = datetime.now(VN_TZ).strftime("%Y%m%d")
             per_batch = max(1, round(args.rate * BATCH_EVERY_S))
             sent: dict[str, datetime] = {}
@@ -288,9 +293,12 @@ async def bench(args: argparse.Namespace) -> None:
             latencies = list((await run(args, database_url, portal)).values())
     target = 0.5 if args.mode == "push" else 2.0
     p99 = percentile(latencies, 99)
+    workers = f", {args.workers} worker process(es) beside serve" if args.workers else ""
     print(
-        f"mode {args.mode}, {len(latencies)} changes over {args.seconds:g} s "
-        f"({len(latencies) / args.seconds:.0f}/s asked {args.rate:g}/s)"
+        f"mode {args.mode}{workers}, {len(latencies)} changes over {args.seconds:g} s "
+        f"({len(latencies) / args.seconds:.0f}/s asked {args.rate:g}/s); the last "
+        f"acknowledged {args.seconds + max(latencies):.1f} s after the first was sent "
+        f"({len(latencies) / (args.seconds + max(latencies)):.0f}/s through)"
     )
     print(
         "latency change → acknowledgement: "
@@ -312,6 +320,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--dossiers", type=int, default=2000, help="poll mode: the source's")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="poll mode")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="push mode: `worker` processes beside `serve`"
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     asyncio.run(bench(parser.parse_args()))
 
