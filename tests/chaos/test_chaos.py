@@ -236,22 +236,27 @@ def assert_only_injected_refusals(
 
 def assert_never_sent_once_dead(entries: list[dict[str, Any]], letters: list[DeadLetter]) -> int:
     """Once a refusal is recorded (its dead letter written), the dossier is not sent
-    again; returns how many times refused items were sent again before that (a worker
-    killed between the portal's answer and recording it)."""
+    again; returns how many times refused items were sent again after the portal's
+    refusal but before that (a worker killed between the portal's answer and recording
+    it)."""
     dead_since = {letter.ma_ho_so: letter.created_at for letter in letters}
-    sends: Counter[str] = Counter()
+    refused_at: dict[str, datetime] = {}
+    again = 0
     late = []
-    for entry in entries:
+    for entry in sorted(entries, key=lambda e: datetime.fromisoformat(e["at"])):
         sent_at = datetime.fromisoformat(entry["at"])
         for item in entry["items"]:
             code = item["ma_ho_so"]
             if code not in dead_since:
                 continue
-            sends[code] += 1
             if sent_at > dead_since[code]:
                 late.append((entry["id"], entry["service"], code))
+            if code in refused_at:
+                again += 1
+            elif item["error_code"] in PERMANENT:
+                refused_at[code] = sent_at
     assert not late, f"sent after their dead letter was written: {late}"
-    return sum(count - 1 for count in sends.values())
+    return again
 
 
 def assert_conformant(control: MockPortalControl) -> dict[str, bool]:
