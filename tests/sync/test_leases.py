@@ -129,38 +129,47 @@ async def test_a_push_slower_than_its_lease_is_not_pushed_again_by_another_engin
     assert sorted(sent) == CODES  # each once
 
 
-async def test_a_row_taken_over_while_its_holder_stalled_is_not_pushed_by_the_holder(
-    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+async def taken_over_while_in_flight(
+    database: IsolatedDatabase,
+    mock_portal: MockPortalHandle,
+    *,
+    lease_s: float,
+    taken_after_s: float,
+    taker_ahead_s: float,
+    renewal_first: bool,
 ) -> None:
-    """A pusher whose leases ran out while it was held up (no renewal ran: a paused or
-    starved process) finds, before its next portal call, that another worker claimed
-    its rows meanwhile; it sends them no more and records nothing on them. Without the
-    check before each call both workers would push the second dossier at once."""
-    sessions = create_session_factory(migrated_database.engine)
+    """A holder claims two dossiers and sends the first in a slow call; ``taken_after_s``
+    into it, another worker (its clock ``taker_ahead_s`` ahead) claims both rows, and,
+    with ``renewal_first``, the holder's overdue renewal runs before its next call. The
+    holder must not send the second dossier, nor record anything on the rows."""
+    sessions = create_session_factory(database.engine)
     mock_portal.control.add_fault(
         selector={"service": "DongBoHoSoMC"},
         action={"type": "latency", "latency_ms": 1000},
         schedule={"kind": "first_n", "n": 1},
     )
-    settings = engine_settings(
-        migrated_database.url, mock_portal.url, lease_s=0.3, push_concurrency=1
-    )
+    settings = engine_settings(database.url, mock_portal.url, lease_s=lease_s, push_concurrency=1)
     first, second = await store_pending(sessions, CODES[:2])
     portal = PortalClient(settings.portal)
-    stalled = Pusher(sessions, portal, settings.sync, owner="stalled", max_batch=1)
+    holder = Pusher(sessions, portal, settings.sync, owner="holder", max_batch=1)
     try:
-        pushing = asyncio.create_task(stalled.push_once(limit=2))
+        pushing = asyncio.create_task(holder.push_once(limit=2))
 
         async def first_call_in_flight() -> bool:
             return bool(mock_portal.control.journal(service="auth")["entries"])
 
-        await eventually(first_call_in_flight, "the stalled pusher to reach the portal")
-        await asyncio.sleep(0.5)  # its leases run out while the slow call is in flight
+        await eventually(first_call_in_flight, "the holder to reach the portal")
+        await asyncio.sleep(taken_after_s)
         async with transaction(sessions) as session:
             taken = await OutboxRepository(session).claim(
-                "other", datetime.now(UTC), timedelta(seconds=60), limit=10
+                "other",
+                datetime.now(UTC) + timedelta(seconds=taker_ahead_s),
+                timedelta(seconds=60),
+                limit=10,
             )
         assert {row.dossier_id for row in taken} == {first, second}
+        if renewal_first:
+            await holder.renew_leases()
         report = await asyncio.wait_for(pushing, timeout=15)
     finally:
         await portal.aclose()
@@ -178,6 +187,23 @@ async def test_a_row_taken_over_while_its_holder_stalled_is_not_pushed_by_the_ho
         assert state.lease_owner == "other" and state.pending_since is not None
 
 
+async def test_a_row_taken_over_while_its_holder_stalled_is_not_pushed_by_the_holder(
+    migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
+) -> None:
+    """A pusher whose leases ran out while it was held up (no renewal ran: a paused or
+    starved process) finds, before its next portal call, that another worker claimed
+    its rows meanwhile; it sends them no more and records nothing on them. Without the
+    check before each call both workers would push the second dossier at once."""
+    await taken_over_while_in_flight(
+        migrated_database,
+        mock_portal,
+        lease_s=0.3,
+        taken_after_s=0.5,  # its leases run out while the slow call is in flight
+        taker_ahead_s=0,
+        renewal_first=False,
+    )
+
+
 async def test_a_renewal_that_finds_rows_taken_over_keeps_the_holder_from_sending_them(
     migrated_database: IsolatedDatabase, mock_portal: MockPortalHandle
 ) -> None:
@@ -186,46 +212,14 @@ async def test_a_renewal_that_finds_rows_taken_over_keeps_the_holder_from_sendin
     trusts that fresh renewal instead of looking at the database, must not send them
     (before the fix the renewal's answer was ignored and the second dossier went out
     alongside the worker that took it)."""
-    sessions = create_session_factory(migrated_database.engine)
-    mock_portal.control.add_fault(
-        selector={"service": "DongBoHoSoMC"},
-        action={"type": "latency", "latency_ms": 1000},
-        schedule={"kind": "first_n", "n": 1},
+    await taken_over_while_in_flight(
+        migrated_database,
+        mock_portal,
+        lease_s=30,
+        taken_after_s=0,
+        taker_ahead_s=60,  # a clock past the holder's leases: they ran out
+        renewal_first=True,
     )
-    settings = engine_settings(
-        migrated_database.url, mock_portal.url, lease_s=30, push_concurrency=1
-    )
-    first, second = await store_pending(sessions, CODES[:2])
-    portal = PortalClient(settings.portal)
-    stalled = Pusher(sessions, portal, settings.sync, owner="stalled", max_batch=1)
-    try:
-        pushing = asyncio.create_task(stalled.push_once(limit=2))
-
-        async def first_call_in_flight() -> bool:
-            return bool(mock_portal.control.journal(service="auth")["entries"])
-
-        await eventually(first_call_in_flight, "the holder to reach the portal")
-        # Another worker, whose clock is past the holder's leases, takes both rows.
-        async with transaction(sessions) as session:
-            taken = await OutboxRepository(session).claim(
-                "other", datetime.now(UTC) + timedelta(seconds=60), timedelta(seconds=60), 10
-            )
-        assert {row.dossier_id for row in taken} == {first, second}
-        await stalled.renew_leases()
-        report = await asyncio.wait_for(pushing, timeout=15)
-    finally:
-        await portal.aclose()
-    assert report.claimed == 2
-    sent = [
-        item["ma_ho_so"]
-        for entry in mock_portal.control.journal(service="DongBoHoSoMC")["entries"]
-        for item in entry["items"]
-    ]
-    assert sent == [CODES[0]]
-    async with sessions() as session:
-        states = [await OutboxRepository(session).get(i) for i in (first, second)]
-    for state in states:
-        assert state is not None and state.lease_owner == "other"
 
 
 class CrashingPortal(PortalClient):
