@@ -242,13 +242,10 @@ class Pusher:
     async def _deliver_progress(self, unit: str, works: list[Work], report: PushReport) -> None:
         ready = [w for w in works if w.state_done and w.failure is None and w.progress]
         queue = [(w, record) for w in ready for record in w.progress]  # in time order
-        while queue:
-            # A dossier whose record failed sends none of its later ones (they would
-            # reach the portal before the one that failed): the next attempt resumes.
-            queue = [(w, record) for w, record in queue if w.failure is None]
+        # A dossier whose record failed sends none of its later ones (they would reach
+        # the portal before the one that failed): the next attempt resumes.
+        while queue := [(w, record) for w, record in queue if w.failure is None]:
             chunk, queue = queue[: self.max_batch], queue[self.max_batch :]
-            if not chunk:
-                break
             outcomes = await self._send(
                 unit,
                 [w for w, _ in chunk],
@@ -354,9 +351,9 @@ class Pusher:
     # --- recording what happened ------------------------------------------------------
 
     async def _record_refusals(self, works: Sequence[Work], report: PushReport) -> None:
-        """Dead-letter at once, after the call that brought it, what the portal refused
-        for good (rare: one small transaction), with its calls in the push log and the
-        progress delivered before the refusal."""
+        """Record at once, after the call that brought it, what the portal refused for
+        good (rare: one small transaction, the round's own :meth:`_record`); the round's
+        end then leaves these works alone."""
         refused = [
             w
             for w in {id(w): w for w in works}.values()
@@ -364,18 +361,9 @@ class Pusher:
         ]
         if not refused:
             return
-        now = self.clock()
-        async with transaction(self.sessions) as session:
-            await PushLogRepository(session).append([a for w in refused for a in w.attempts])
-            delivered = [record for w in refused for record in w.delivered]
-            if delivered:
-                await DossierRepository(session).mark_progress_acked(delivered, now)
-            outbox, letters = OutboxRepository(session), DeadLetterRepository(session)
-            for w in refused:
-                await self._failed(outbox, letters, w, now, report)
-        report.progress_delivered += len(delivered)
+        await self._record(refused, report)
         for w in refused:
-            w.recorded, w.attempts, w.delivered = True, [], []
+            w.recorded, w.attempts = True, []  # their calls are in the push log now
 
     async def _record(self, works: list[Work], report: PushReport) -> None:
         now = self.clock()
