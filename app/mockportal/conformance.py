@@ -39,9 +39,10 @@ first: exponential back-off grows 4× over three retries, a fixed wait (plus tim
 does not grow at all."""
 RETRY_AFTER_TOLERANCE_S = 0.05
 IN_FLIGHT_TOLERANCE_S = 0.1
-"""A request on a session that arrives this soon after the session's -2 was answered may
-have left the client before the client read that answer (a client with several calls in
-flight at once, on a busy event loop): it is not counted as a reuse."""
+"""A request that arrives this soon after a -2 or a 429 was answered may have left the
+client before the client read that answer (a client with several calls in flight at
+once, on a busy event loop, or several processes sharing the unit): it is not counted as
+reusing the session or as ignoring the Retry-After."""
 MAX_EVIDENCE = 20
 
 
@@ -118,12 +119,19 @@ def _backs_off(entries: Sequence[JournalEntry], c: Criterion) -> None:
                 chain = []
 
 
+def _answered(entry: JournalEntry) -> datetime:
+    """When the client may have read ``entry``'s answer: a request arriving before then
+    may have left the client before it knew."""
+    return entry.at + timedelta(milliseconds=entry.latency_ms or 0.0, seconds=IN_FLIGHT_TOLERANCE_S)
+
+
 def _honours_retry_after(entries: Sequence[JournalEntry], c: Criterion) -> None:
     for index, entry in enumerate(entries):
         if entry.http_status != 429 or entry.retry_after_s is None:
             continue
+        answered = _answered(entry)
         not_before = entry.at + timedelta(seconds=entry.retry_after_s - RETRY_AFTER_TOLERANCE_S)
-        early = [e for e in entries[index + 1 :] if e.at < not_before]
+        early = [e for e in entries[index + 1 :] if answered < e.at < not_before]
         if early:
             c.flag(
                 [entry, *early],
@@ -135,9 +143,7 @@ def _reauthenticates(entries: Sequence[JournalEntry], c: Criterion) -> None:
     for index, entry in enumerate(entries):
         if entry.error_code != ErrorCode.SESSION_EXPIRED or entry.session is None:
             continue
-        answered = entry.at + timedelta(
-            milliseconds=entry.latency_ms or 0.0, seconds=IN_FLIGHT_TOLERANCE_S
-        )
+        answered = _answered(entry)
         reused = [
             e
             for e in entries[index + 1 :]
@@ -222,7 +228,9 @@ CRITERIA: Sequence[tuple[str, str, Callable[[Sequence[JournalEntry], Criterion],
     ),
     (
         "honours_retry_after",
-        "After a 429, nothing is sent for the unit before the Retry-After time.",
+        f"After a 429, nothing is sent for the unit before the Retry-After time (requests "
+        f"arriving within {IN_FLIGHT_TOLERANCE_S * 1000:.0f} ms of the 429's answer may "
+        "have been in flight and are not counted).",
         _honours_retry_after,
     ),
     (

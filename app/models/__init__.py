@@ -6,7 +6,7 @@ from app.models.catalogue import Agency, Procedure
 from app.models.dossier import DossierRow, ProgressRow
 from app.models.quarantine import QuarantineEntry
 from app.models.source import PollCheckpoint, PollWorker, Source, SourceMessage
-from app.models.sync import DeadLetter, PushAttempt, SyncState, SyncStatus
+from app.models.sync import DeadLetter, PortalHold, PushAttempt, SyncState, SyncStatus
 
 __all__ = [
     "Agency",
@@ -16,6 +16,7 @@ __all__ = [
     "DossierRow",
     "PollCheckpoint",
     "PollWorker",
+    "PortalHold",
     "Procedure",
     "ProgressRow",
     "PushAttempt",

@@ -152,3 +152,14 @@ class DeadLetter(Base):
         ),
         Index("ix_dead_letters_dossier_id", "dossier_id"),
     )
+
+
+class PortalHold(Base):
+    """Until when the portal asked a unit's client to send nothing (HTTP 429's
+    ``Retry-After``, contract §6). Shared by every process that talks to the portal as
+    that unit, so a wait one worker was answered holds the others too (issue 8)."""
+
+    __tablename__ = "portal_holds"
+
+    unit: Mapped[str] = mapped_column(String(13), primary_key=True)
+    until: Mapped[datetime]

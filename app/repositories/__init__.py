@@ -6,6 +6,7 @@ from app.repositories.catalogue import CatalogueRepository
 from app.repositories.dead_letters import DeadLetterRepository
 from app.repositories.dossiers import DossierRepository
 from app.repositories.outbox import OutboxRepository
+from app.repositories.portal_holds import PortalHoldRepository
 from app.repositories.push_log import PushLogRepository
 from app.repositories.quarantine import QuarantineRepository
 from app.repositories.sources import SourceMessageRepository, SourceRepository
@@ -16,6 +17,7 @@ __all__ = [
     "DeadLetterRepository",
     "DossierRepository",
     "OutboxRepository",
+    "PortalHoldRepository",
     "PushLogRepository",
     "QuarantineRepository",
     "SourceMessageRepository",

@@ -47,6 +47,7 @@ from app.repositories.quarantine import QuarantineFilter, QuarantineRepository
 from app.repositories.sources import SourceRepository
 from app.sync.deadletters import redrive
 from app.sync.engine import Engine
+from app.sync.holds import DatabaseHolds
 from app.sync.ingest import PUSH_DIALECT, push_source_name
 from app.sync.poll import request_reevaluation
 from app.sync.portal import PortalClient
@@ -331,7 +332,11 @@ async def read_back(
     if caller.unit not in {a.unit for a in settings.portal.accounts}:
         raise Conflict(f"no portal account is configured for unit {caller.unit}")
     own = engine is None or engine.reconciler is None
-    portal = PortalClient(settings.portal) if own or engine is None else engine.portal
+    portal = (
+        PortalClient(settings.portal, holds=DatabaseHolds(sessions))
+        if own or engine is None
+        else engine.portal
+    )
     try:
         reconciler = Reconciler(sessions, portal, batch=settings.sync.reconcile_batch)
         return await reconciler.reconcile_unit(caller.unit)

@@ -29,6 +29,7 @@ from app.models import Source
 from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
 from app.repositories.push_log import PushLogRepository
 from app.repositories.sources import SourceRepository
+from app.sync.holds import DatabaseHolds
 from app.sync.observe import NullObserver, Observer
 from app.sync.poll import Poller, PollReport, backoff_delay
 from app.sync.portal import PortalClient, PortalError
@@ -74,7 +75,9 @@ class Engine:
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self.observer: Observer = observer or NullObserver()
         self.clock = clock
-        self.portal = portal or PortalClient(settings.portal, observer=self.observer)
+        self.portal = portal or PortalClient(
+            settings.portal, observer=self.observer, holds=DatabaseHolds(sessions)
+        )
         self.pollers = (
             [Poller(s, sessions, clock=clock, observer=self.observer) for s in settings.sources]
             if pollers

@@ -5,7 +5,8 @@ what a well-behaved client does when the portal misbehaves.
   repeats the call.
 - Transient failures (HTTP 429, 502/503/504, 500/-99, timeouts, dropped connections) are
   retried with exponential back-off with jitter and a cap; a 429's ``Retry-After`` is a
-  floor, and nothing at all is sent for that unit before it has passed.
+  floor, and nothing at all is sent for that unit before it has passed — by any process
+  sharing the client's :class:`HoldBoard` (``app/sync/holds.py``), not only this one.
 - A circuit breaker per portal: after repeated failures of the portal (5xx, timeouts,
   dropped connections — not 429s, which say it is up) it opens and calls fail fast until
   a cool-down has passed; then one trial call decides.
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import (
@@ -164,6 +165,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
+class HoldBoard(Protocol):
+    """Where the processes that talk to the portal as one unit share its Retry-After."""
+
+    async def hold(self, unit: str, seconds: float) -> None:
+        """The portal asked ``unit`` to send nothing for ``seconds``."""
+
+    async def wait_s(self, unit: str) -> float:
+        """Seconds from now before ``unit`` may send (0: now)."""
+
+
 class PortalClient:
     """One client per portal target (base URL), shared by every pusher of the process."""
 
@@ -177,6 +188,7 @@ class PortalClient:
         *,
         max_wait_s: float = 10.0,
         observer: Observer | None = None,
+        holds: HoldBoard | None = None,
     ) -> None:
         self.settings = settings
         self.target = str(settings.base_url).rstrip("/")
@@ -192,6 +204,7 @@ class PortalClient:
         self._not_before: dict[str, float] = {}  # unit → monotonic time (Retry-After)
         self._login_locks: dict[str, asyncio.Lock] = {}
         self.observer: Observer = observer or NullObserver()
+        self.holds = holds
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -344,18 +357,36 @@ class PortalClient:
             self._sessions[unit] = str(answer["session"])
             return self._sessions[unit]
 
+    async def _wait_turn(self, unit: str, service: str) -> None:
+        """Until ``unit`` may send. The portal asked it to send nothing before then; a
+        429 answered meanwhile (here or to another process) may have moved the time
+        later, so look again after each sleep."""
+        while True:
+            if self.holds is not None:
+                self._hold_locally(unit, await self.holds.wait_s(unit))
+            delay = self._not_before.get(unit, 0.0) - time.monotonic()
+            if delay <= 0:
+                return
+            if delay > self.max_wait_s:
+                raise PortalUnavailable(f"{service}: rate limited", retry_after=delay)
+            await asyncio.sleep(delay)
+
+    async def _hold(self, unit: str, seconds: float) -> None:
+        self._hold_locally(unit, seconds)
+        if self.holds is not None:
+            await self.holds.hold(unit, seconds)
+
+    def _hold_locally(self, unit: str, seconds: float) -> None:
+        # Every 429's time holds: a later, shorter one does not shorten an earlier.
+        if seconds > 0:
+            until = time.monotonic() + seconds
+            self._not_before[unit] = max(self._not_before.get(unit, 0.0), until)
+
     async def _post(
         self, unit: str, path: str, body: dict[str, Any], service: str
     ) -> tuple[int, dict[str, Any]]:
         """One HTTP exchange through the breaker and the unit's Retry-After gate."""
-        # The portal asked us to send nothing before then; a 429 answered while we slept
-        # may have moved the time later, so look again after each sleep.
-        delay = self._not_before.get(unit, 0.0) - time.monotonic()
-        while delay > 0:
-            if delay > self.max_wait_s:
-                raise PortalUnavailable(f"{service}: rate limited", retry_after=delay)
-            await asyncio.sleep(delay)
-            delay = self._not_before.get(unit, 0.0) - time.monotonic()
+        await self._wait_turn(unit, service)
         self.breaker.before_call()
         try:
             response = await self.http.post(path, json=body, headers={"dstcode": unit})
@@ -369,13 +400,10 @@ class PortalClient:
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if response.status_code == 429:
-                # Every 429's time holds: a later, shorter one does not shorten an earlier.
-                self._not_before[unit] = max(
-                    self._not_before.get(unit, 0.0), time.monotonic() + (retry_after or 1.0)
-                )
                 # The portal answered: it is up, only asking this unit to slow down. The
                 # breaker is for a portal that is down; a 429 neither opens nor closes it.
                 self.breaker.abandon()
+                await self._hold(unit, retry_after or 1.0)
             else:
                 self.breaker.failure()
             self.observer.push_request(service, f"http_{response.status_code}")

@@ -153,6 +153,27 @@ def test_ignoring_retry_after_is_caught(client: PortalClient, control: MockPorta
     assert failed(report) == {"honours_retry_after"}
 
 
+def test_a_request_that_may_have_been_in_flight_at_a_429_is_not_counted(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    """A request arriving right after a 429's answer may have left the client (another
+    of its calls, or another process of it) before the client read the 429; one arriving
+    later than the in-flight tolerance could not have."""
+    control.add_fault(
+        action={"type": "rate_limit", "retry_after_s": 2}, schedule={"kind": "first_n", "n": 1}
+    )
+    assert client.call("share", "LayDanhSachTTHC").status_code == 429
+    assert client.call("share", "LayDanhMucCoQuan").status_code == 200  # at once
+    time.sleep(IN_FLIGHT_TOLERANCE_S + 0.1)
+    assert client.call("share", "LayDanhSachTTHC").status_code == 200
+    report = control.conformance(H26)
+    assert failed(report) == {"honours_retry_after"}
+    [limited, at_once, later] = control.journal(unit=H26)["entries"][-3:]
+    assert [e["http_status"] for e in (limited, at_once, later)] == [429, 200, 200]
+    [shown] = evidence(report, "honours_retry_after")
+    assert shown["entries"] == [limited["id"], later["id"]]
+
+
 def test_waiting_out_retry_after_passes(client: PortalClient, control: MockPortalControl) -> None:
     control.add_fault(
         action={"type": "rate_limit", "retry_after_s": 1}, schedule={"kind": "first_n", "n": 1}

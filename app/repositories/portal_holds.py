@@ -1,0 +1,28 @@
+"""Portal holds: the latest time until which each unit must send the portal nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.models import PortalHold
+from app.repositories.base import Repository
+
+
+class PortalHoldRepository(Repository):
+    async def extend(self, unit: str, until: datetime) -> None:
+        """Hold ``unit`` until ``until``, unless it is already held longer: every 429's
+        time holds, a later and shorter one does not shorten an earlier."""
+        statement = self.insert(PortalHold).values(unit=unit, until=until)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["unit"],
+                set_={"until": statement.excluded.until},
+                where=PortalHold.until < statement.excluded.until,
+            )
+        )
+
+    async def until(self, unit: str) -> datetime | None:
+        """When ``unit``'s hold ends (perhaps already past), or None if it never had one."""
+        return await self.session.scalar(select(PortalHold.until).where(PortalHold.unit == unit))

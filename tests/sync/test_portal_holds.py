@@ -1,0 +1,216 @@
+"""A 429's Retry-After holds every process that talks to the portal as that unit
+(contract §6: "a client sends nothing to that unit before the time it names"), shared
+through the database (app/sync/holds.py). Each test's clients are separate processes to
+the portal: separate connection pools and sessions, one database between them. Both
+backends; the portal is the real mock over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import AnyHttpUrl, SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import PortalAccount, PortalSettings
+from app.db import create_engine, create_session_factory, transaction
+from app.mockportal.testing import MockPortalControl, MockPortalHandle
+from app.repositories.portal_holds import PortalHoldRepository
+from app.sync.holds import DatabaseHolds
+from app.sync.observe import NullObserver
+from app.sync.portal import HoldBoard, PortalClient
+from tests.conftest import IsolatedDatabase
+
+H26, H29 = "000.00.00.H26", "000.00.00.H29"
+Sessions = async_sessionmaker[AsyncSession]
+MakeClient = Callable[..., PortalClient]  # (holds, observer=None)
+
+
+class Seen429(NullObserver):
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def push_request(self, service: str, outcome: str) -> None:
+        if outcome == "http_429":
+            self.event.set()
+
+
+@pytest.fixture
+def sessions(migrated_database: IsolatedDatabase) -> Sessions:
+    return create_session_factory(migrated_database.engine)
+
+
+@pytest.fixture
+async def new_client(mock_portal: MockPortalHandle) -> AsyncIterator[MakeClient]:
+    made: list[PortalClient] = []
+    settings = PortalSettings(
+        base_url=AnyHttpUrl(mock_portal.url),
+        accounts=[
+            PortalAccount(unit=u, username=u, password=SecretStr("demo")) for u in (H26, H29)
+        ],
+    )
+
+    def make(holds: HoldBoard | None, observer: NullObserver | None = None) -> PortalClient:
+        made.append(PortalClient(settings, holds=holds, observer=observer))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+def rate_limit_once(control: MockPortalControl, service: str, seconds: int = 1) -> None:
+    control.add_fault(
+        selector={"agency": H26, "service": service},
+        action={"type": "rate_limit", "retry_after_s": seconds},
+        schedule={"kind": "first_n", "n": 1},
+    )
+
+
+def journal(control: MockPortalControl, unit: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = control.journal(unit=unit)["entries"]
+    return sorted(found, key=lambda e: (e["at"], e["id"]))
+
+
+def seconds_after(entry: dict[str, Any], earlier: dict[str, Any]) -> float:
+    return (
+        datetime.fromisoformat(entry["at"]) - datetime.fromisoformat(earlier["at"])
+    ).total_seconds()
+
+
+def honours_retry_after(control: MockPortalControl) -> bool:
+    report = control.conformance(H26)
+    [criterion] = [c for c in report["criteria"] if c["name"] == "honours_retry_after"]
+    return bool(criterion["passed"])
+
+
+async def test_a_429_answered_to_one_process_holds_the_others(
+    new_client: MakeClient, sessions: Sessions, mock_portal: MockPortalHandle
+) -> None:
+    control = mock_portal.control
+    seen = Seen429()
+    first = new_client(DatabaseHolds(sessions), seen)
+    second = new_client(DatabaseHolds(sessions))
+    await first.agencies(H26)
+    await second.agencies(H26)
+    await second.agencies(H29)  # all logged in
+    rate_limit_once(control, "LayDanhSachTTHC")
+
+    limited = asyncio.create_task(first.procedures(H26))
+    await asyncio.wait_for(seen.event.wait(), 5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await second.agencies(H29)  # another unit: not held
+    assert loop.time() - started < 0.5
+    await second.lookup(H26, ["000.00.53.H26-240125-00001"])  # the same unit: held
+    await limited
+
+    entries = journal(control, H26)
+    [answered_429] = [e for e in entries if e["http_status"] == 429]
+    after = [e for e in entries if e["at"] > answered_429["at"]]
+    assert {e["service"] for e in after} == {"LayDanhSachTTHC", "TraCuuHoSo"}
+    for entry in after:
+        assert seconds_after(entry, answered_429) >= 1.0, entry
+    assert honours_retry_after(control)
+
+
+async def test_a_process_that_starts_during_the_hold_waits_it_out(
+    new_client: MakeClient, sessions: Sessions, mock_portal: MockPortalHandle
+) -> None:
+    """The hold outlives the request that was answered 429: a worker started afterwards
+    (not logged in yet) sends not even its login before the time."""
+    control = mock_portal.control
+    first = new_client(DatabaseHolds(sessions))
+    await first.agencies(H26)
+    rate_limit_once(control, "LayDanhSachTTHC", seconds=2)
+    limited = asyncio.create_task(first.procedures(H26))
+    await asyncio.sleep(0.3)  # answered 429 by now; the first client waits
+
+    late = new_client(DatabaseHolds(sessions))
+    await late.agencies(H26)
+    await limited
+
+    entries = journal(control, H26)
+    [answered_429] = [e for e in entries if e["http_status"] == 429]
+    [login] = [e for e in entries if e["service"] == "auth" and e["at"] > answered_429["at"]]
+    assert seconds_after(login, answered_429) >= 2.0
+    assert honours_retry_after(control)
+
+
+async def test_without_a_shared_hold_another_process_sends_within_the_wait(
+    new_client: MakeClient, mock_portal: MockPortalHandle
+) -> None:
+    """What the shared hold prevents, and that the portal's report catches it: two
+    clients each with only a hold of their own."""
+    control = mock_portal.control
+    seen = Seen429()
+    first, second = new_client(None, seen), new_client(None)
+    await first.agencies(H26)
+    await second.agencies(H26)
+    rate_limit_once(control, "LayDanhSachTTHC")
+    limited = asyncio.create_task(first.procedures(H26))
+    await asyncio.wait_for(seen.event.wait(), 5)
+    await asyncio.sleep(0.2)  # beyond the in-flight tolerance of the report
+    await second.agencies(H26)
+    await limited
+    assert not honours_retry_after(control)
+
+
+async def test_a_hold_is_only_ever_lengthened(sessions: Sessions) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    for seconds in (2, 1, 3):
+        async with transaction(sessions) as session:
+            await PortalHoldRepository(session).extend(H26, now + timedelta(seconds=seconds))
+    async with transaction(sessions) as session:
+        await PortalHoldRepository(session).extend(H29, now + timedelta(seconds=1))
+    async with sessions() as session:
+        repository = PortalHoldRepository(session)
+        assert await repository.until(H26) == now + timedelta(seconds=3)
+        assert await repository.until(H29) == now + timedelta(seconds=1)
+        assert await repository.until("000.00.00.G05") is None
+
+
+async def test_the_wait_counts_down_on_the_wall_clock(sessions: Sessions) -> None:
+    now = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+    clock = {"now": now}
+    holds = DatabaseHolds(sessions, clock=lambda: clock["now"])
+    assert await holds.wait_s(H26) == 0.0
+    await holds.hold(H26, 5.0)
+    await holds.hold(H26, 2.0)  # shorter: the 5 s stand
+    assert await holds.wait_s(H26) == 5.0
+    clock["now"] = now + timedelta(seconds=4.5)
+    assert await holds.wait_s(H26) == 0.5
+    clock["now"] = now + timedelta(seconds=6)
+    assert await holds.wait_s(H26) == 0.0
+    assert await holds.wait_s(H29) == 0.0
+
+
+async def test_a_database_out_of_reach_leaves_each_process_its_own_hold(
+    new_client: MakeClient,
+    mock_portal: MockPortalHandle,
+    tmp_path: Path,
+    captured_logs: io.StringIO,
+) -> None:
+    """The shared hold is a courtesy among processes: a database that cannot be read
+    or written does not stop a portal call, and is logged."""
+    control = mock_portal.control
+    missing = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such.db'}")
+    try:
+        client = new_client(DatabaseHolds(create_session_factory(missing)))
+        rate_limit_once(control, "LayDanhSachTTHC")
+        assert len(await client.procedures(H26)) > 0  # 429, waited out, then answered
+    finally:
+        await missing.dispose()
+    entries = [e for e in journal(control, H26) if e["service"] == "LayDanhSachTTHC"]
+    assert [e["http_status"] for e in entries] == [429, 200]
+    assert seconds_after(entries[1], entries[0]) >= 1.0
+    events = [json.loads(line)["event"] for line in captured_logs.getvalue().splitlines()]
+    assert "could not share the portal's Retry-After; other workers may send early" in events
+    assert "could not read the shared Retry-After; going by this process's own" in events
