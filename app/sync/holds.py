@@ -8,8 +8,10 @@ hold them all, including one that starts during the wait. Each 429 is written to
 portal request (:meth:`DatabaseHolds.wait_s`): one indexed read per request, which is
 small beside a request that carries up to a hundred dossiers.
 
-The times are wall-clock (UTC), as a Retry-After is; a process that cannot reach the
-database keeps its own hold (the portal client's) and goes on.
+The times are wall-clock (UTC), as a Retry-After is. While the database is out of reach
+a process sends nothing (:class:`HoldsUnknown`): it could not know another's wait, nor
+record what it pushed. A wait it was answered meanwhile is kept and written first
+when the database is back.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import transaction
 from app.logs import get_logger
 from app.repositories.portal_holds import PortalHoldRepository
+from app.sync.portal import HoldsUnknown
 
 log = get_logger("dossier_sync.holds")
+
+_UNREACHABLE = (SQLAlchemyError, OSError)
 
 
 def wall_clock() -> datetime:
@@ -43,17 +48,17 @@ class DatabaseHolds:
         self.sessions = sessions
         # Real time even where an engine runs on a test's clock: the portal's wait is.
         self.clock = clock
+        self._unshared: dict[str, datetime] = {}  # holds not written yet (database away)
 
     async def hold(self, unit: str, seconds: float) -> None:
         """The portal asked ``unit`` to wait ``seconds``: tell every process."""
+        until = self.clock() + timedelta(seconds=seconds)
+        self._unshared[unit] = max(until, self._unshared.get(unit, until))
         try:
-            async with transaction(self.sessions) as session:
-                await PortalHoldRepository(session).extend(
-                    unit, self.clock() + timedelta(seconds=seconds)
-                )
-        except (SQLAlchemyError, OSError) as error:
+            await self._share()
+        except _UNREACHABLE as error:
             log.warning(
-                "could not share the portal's Retry-After; other workers may send early",
+                "could not share the portal's Retry-After yet; kept to share later",
                 unit=unit,
                 error=type(error).__name__,
             )
@@ -61,15 +66,34 @@ class DatabaseHolds:
     async def wait_s(self, unit: str) -> float:
         """How long, from now, ``unit`` must still send nothing (0: it may send)."""
         try:
+            await self._share()
             async with self.sessions() as session:
                 until = await PortalHoldRepository(session).until(unit)
-        except (SQLAlchemyError, OSError) as error:
+        except _UNREACHABLE as error:
             log.warning(
-                "could not read the shared Retry-After; going by this process's own",
+                "could not read the shared Retry-After; sending nothing meanwhile",
                 unit=unit,
                 error=type(error).__name__,
             )
-            return 0.0
+            raise HoldsUnknown(
+                f"the shared Retry-After of {unit} could not be read ({type(error).__name__})"
+            ) from None
         if until is None:
             return 0.0
         return max(0.0, (until - self.clock()).total_seconds())
+
+    async def _share(self) -> None:
+        """Write the holds kept while the database was away (those not yet past)."""
+        now = self.clock()
+        for unit in [u for u, until in self._unshared.items() if until <= now]:
+            del self._unshared[unit]
+        pending = dict(self._unshared)
+        if not pending:
+            return
+        async with transaction(self.sessions) as session:
+            repository = PortalHoldRepository(session)
+            for unit, until in sorted(pending.items()):
+                await repository.extend(unit, until)
+        for unit, until in pending.items():
+            if self._unshared.get(unit) == until:  # not lengthened while writing
+                del self._unshared[unit]

@@ -57,8 +57,17 @@ class PortalUnavailable(PortalError):  # noqa: N818 - a state of the portal
         self.retry_after = retry_after
 
 
-class CircuitOpen(PortalUnavailable):
+class NotSent(PortalUnavailable):
+    """No request left for the portal: not an attempt of the dossiers' budget."""
+
+
+class CircuitOpen(NotSent):
     """The breaker is open: the portal failed repeatedly; no call was made."""
+
+
+class HoldsUnknown(NotSent):
+    """The Retry-After the processes share could not be read: sending now might break a
+    wait the portal named to another of them, so nothing was sent."""
 
 
 class PortalRefused(PortalError):  # noqa: N818 - an answer of the portal
@@ -172,7 +181,8 @@ class HoldBoard(Protocol):
         """The portal asked ``unit`` to send nothing for ``seconds``."""
 
     async def wait_s(self, unit: str) -> float:
-        """Seconds from now before ``unit`` may send (0: now)."""
+        """Seconds from now before ``unit`` may send (0: now); raises
+        :class:`HoldsUnknown` when that cannot be known."""
 
 
 class PortalClient:

@@ -33,8 +33,8 @@ from app.repositories.outbox import Acknowledgement, OutboxRepository
 from app.repositories.push_log import PushAttemptRecord, PushLogRepository
 from app.sync.observe import NullObserver, Observer
 from app.sync.portal import (
-    CircuitOpen,
     ItemOutcome,
+    NotSent,
     PortalClient,
     PortalRefused,
     PortalUnavailable,
@@ -67,7 +67,8 @@ class Failure:
     service: str = SYNC_SERVICE
     retry_after: float | None = None
     # False when no call was made: the open circuit breaker refused it (perhaps for
-    # another unit's failures). That is not an attempt of this dossier's budget.
+    # another unit's failures), or the shared Retry-After could not be read. That is not
+    # an attempt of this dossier's budget.
     counted: bool = True
 
 
@@ -299,7 +300,7 @@ class Pusher:
                     False,
                     service,
                     error.retry_after,
-                    counted=not isinstance(error, CircuitOpen),
+                    counted=not isinstance(error, NotSent),
                 )
                 w.attempts.append(attempt.record(w, "unavailable", None, str(error)))
                 self.observer.push_item(service, None)

@@ -32,6 +32,7 @@ from app.models import DeadLetter, DossierRow, ProgressRow, SyncState, SyncStatu
 from app.repositories.dead_letters import DeadLetterFilter, DeadLetterRepository
 from app.sync.deadletters import redrive
 from app.sync.engine import Engine, RoundReport
+from app.sync.holds import DatabaseHolds
 from app.sync.normalise.common import Catalogue, Context, StatusMap
 from app.sync.portal import CircuitBreaker, PortalClient
 from app.sync.push import PushReport
@@ -265,10 +266,13 @@ async def running(
     back-offs do; ``client_max_wait_s`` caps its waits between the tries of one call
     (default: the client's own)."""
     breaker = CircuitBreaker(cooldown_s=breaker_cooldown_s)
+    holds = DatabaseHolds(sessions)  # as the engine's own client has
     portal = (
-        PortalClient(settings.portal, breaker=breaker)
+        PortalClient(settings.portal, breaker=breaker, holds=holds)
         if client_max_wait_s is None
-        else PortalClient(settings.portal, breaker=breaker, max_wait_s=client_max_wait_s)
+        else PortalClient(
+            settings.portal, breaker=breaker, holds=holds, max_wait_s=client_max_wait_s
+        )
     )
     engine = Engine(settings, sessions, owner="e2e-engine", portal=portal)
     try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
+from app.db import create_engine, create_session_factory
 from app.demodata import load_demo_catalogue
 from app.mockportal.testing import MockPortalHandle
 from app.models import SyncStatus
 from app.repositories.dead_letters import DeadLetterFilter
+from app.sync.holds import DatabaseHolds
 from app.sync.portal import CircuitBreaker, PortalClient
 from tests.e2e.conftest import Store
 from tests.e2e.helpers import (
@@ -195,3 +198,40 @@ async def test_one_units_outage_does_not_spend_the_other_units_attempts(
     assert {letter.ma_ho_so for letter in letters} == down
     for letter in letters:
         assert letter.reason == "gave up after 1 attempts: DongBoHoSoMC: HTTP 503"
+
+
+async def test_a_push_that_could_not_read_the_shared_retry_after_is_not_an_attempt(
+    store: Store, mock_portal: MockPortalHandle, tmp_path: Path
+) -> None:
+    """While the Retry-After the processes share cannot be read (the database away),
+    nothing is sent — it might break a wait the portal named to another process — and,
+    as with an open breaker, that is not an attempt of the dossiers' budget."""
+    control = mock_portal.control
+    unreachable = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such.db'}")
+    with simulator("opencps", dossiers=5, seed=73, units=(H26,)) as (sim, _control):
+        settings = e2e_settings(
+            store.url,
+            mock_portal.url,
+            [source_settings("opencps", sim.url, name="src")],
+            max_attempts=1,  # one attempt: whatever is counted, dies
+        )
+        async with running(settings, store.sessions, mock_portal) as harness:
+            portal = harness.engine.portal
+            shared, portal.holds = portal.holds, DatabaseHolds(create_session_factory(unreachable))
+            try:
+                await harness.poll_until_quiet("src")
+                await harness.push()
+            finally:
+                portal.holds = shared
+                await unreachable.dispose()
+            waiting = await harness.stored()
+            assert waiting and not sent_items(control)
+            for s in waiting.values():
+                assert (s.sync, s.attempts) == ("pending", 0), (s.code, s.sync, s.attempts)
+                assert "could not be read" in (s.last_error or "")
+            assert not await harness.dead_letters()
+
+            await harness.settle()
+            final = await harness.stored()
+    assert_all_synced(final)
+    assert_portal_holds(control, final.values())

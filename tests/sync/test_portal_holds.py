@@ -19,13 +19,14 @@ import pytest
 from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import migrate
 from app.config import PortalAccount, PortalSettings
 from app.db import create_engine, create_session_factory, transaction
 from app.mockportal.testing import MockPortalControl, MockPortalHandle
 from app.repositories.portal_holds import PortalHoldRepository
 from app.sync.holds import DatabaseHolds
 from app.sync.observe import NullObserver
-from app.sync.portal import HoldBoard, PortalClient
+from app.sync.portal import HoldBoard, HoldsUnknown, PortalClient
 from tests.conftest import IsolatedDatabase
 
 H26, H29 = "000.00.00.H26", "000.00.00.H29"
@@ -192,25 +193,48 @@ async def test_the_wait_counts_down_on_the_wall_clock(sessions: Sessions) -> Non
     assert await holds.wait_s(H29) == 0.0
 
 
-async def test_a_database_out_of_reach_leaves_each_process_its_own_hold(
+async def test_while_the_database_is_out_of_reach_nothing_is_sent(
     new_client: MakeClient,
     mock_portal: MockPortalHandle,
     tmp_path: Path,
     captured_logs: io.StringIO,
 ) -> None:
-    """The shared hold is a courtesy among processes: a database that cannot be read
-    or written does not stop a portal call, and is logged."""
+    """A process that cannot read the shared wait cannot know whether another process
+    was told to wait: it sends nothing (the call fails as unavailable, not sent), and
+    says so in its log."""
     control = mock_portal.control
     missing = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such.db'}")
     try:
         client = new_client(DatabaseHolds(create_session_factory(missing)))
-        rate_limit_once(control, "LayDanhSachTTHC")
-        assert len(await client.procedures(H26)) > 0  # 429, waited out, then answered
+        with pytest.raises(HoldsUnknown, match="could not be read"):
+            await client.procedures(H26)
     finally:
         await missing.dispose()
-    entries = [e for e in journal(control, H26) if e["service"] == "LayDanhSachTTHC"]
-    assert [e["http_status"] for e in entries] == [429, 200]
-    assert seconds_after(entries[1], entries[0]) >= 1.0
+    assert journal(control, H26) == []
     events = [json.loads(line)["event"] for line in captured_logs.getvalue().splitlines()]
-    assert "could not share the portal's Retry-After; other workers may send early" in events
-    assert "could not read the shared Retry-After; going by this process's own" in events
+    assert "could not read the shared Retry-After; sending nothing meanwhile" in events
+
+
+async def test_a_wait_answered_while_the_database_was_away_is_shared_once_it_is_back(
+    tmp_path: Path, captured_logs: io.StringIO
+) -> None:
+    """A 429 answered while the database is away (the request left before it went) is
+    kept, and written before anything else once the database is back."""
+    folder = tmp_path / "later"
+    engine = create_engine(f"sqlite+aiosqlite:///{folder / 'holds.db'}")
+    try:
+        sessions = create_session_factory(engine)
+        answered, other = DatabaseHolds(sessions), DatabaseHolds(sessions)
+        await answered.hold(H26, 30.0)
+        with pytest.raises(HoldsUnknown):
+            await answered.wait_s(H29)
+
+        folder.mkdir()  # the database is back
+        await migrate.run_on(engine, "upgrade", "head")
+        assert await other.wait_s(H26) == 0.0  # not written yet: nothing has run since
+        assert await answered.wait_s(H29) == 0.0  # its first look writes what it kept
+        assert 29.0 < await other.wait_s(H26) <= 30.0
+    finally:
+        await engine.dispose()
+    events = [json.loads(line)["event"] for line in captured_logs.getvalue().splitlines()]
+    assert "could not share the portal's Retry-After yet; kept to share later" in events
