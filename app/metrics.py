@@ -59,6 +59,7 @@ from app.models import SyncStatus
 from app.repositories.dead_letters import DeadLetterRepository
 from app.repositories.dossiers import DossierRepository
 from app.repositories.outbox import OutboxRepository
+from app.repositories.portal_holds import PortalHoldRepository
 from app.repositories.quarantine import QuarantineRepository
 from app.repositories.sources import SourceRepository
 from app.sync.ingest import PUSH_DIALECT
@@ -103,6 +104,7 @@ class DatabaseSnapshot:
     source_paused: Mapping[str, bool] = field(default_factory=dict)  # polled source
     quarantined: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (source, reason)
     dead_letters: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (unit, code)
+    portal_hold_seconds: Mapping[str, float] = field(default_factory=dict)  # unit
 
 
 async def read_snapshot(
@@ -118,6 +120,7 @@ async def read_snapshot(
         quarantined = await quarantine.open_counts_by_source()
         dead_letters = await DeadLetterRepository(session).open_counts()
         sources = await SourceRepository(session).list_all()
+        holds = await PortalHoldRepository(session).all()
 
     dossiers: dict[tuple[str, str], int] = {}
     for row in backlog:
@@ -155,6 +158,10 @@ async def read_snapshot(
         dead_letters={
             (unit, NO_CODE if code is None else str(code)): count
             for (unit, code), count in dead_letters.items()
+        },
+        portal_hold_seconds={
+            unit: max(0.0, (holds[unit] - now).total_seconds()) if unit in holds else 0.0
+            for unit in units | set(holds)
         },
     )
 
@@ -305,6 +312,12 @@ class DatabaseCollector(Collector):
             "Open dead letters per unit and portal error code (none: no portal answer).",
             labels=["unit", "error_code"],
         )
+        held = GaugeMetricFamily(
+            f"{PREFIX}portal_hold_seconds",
+            "Seconds the unit must still send the portal nothing: what is left of the "
+            "latest 429's Retry-After, which holds every process of the unit (0: none).",
+            labels=["unit"],
+        )
         taken = GaugeMetricFamily(
             f"{PREFIX}database_snapshot_timestamp_seconds",
             "When the database gauges were read (Unix time).",
@@ -324,8 +337,20 @@ class DatabaseCollector(Collector):
                 quarantined.add_metric([source, reason], count)
             for (unit, code), count in sorted(snapshot.dead_letters.items()):
                 dead.add_metric([unit, code], count)
+            for unit, seconds in sorted(snapshot.portal_hold_seconds.items()):
+                held.add_metric([unit], seconds)
             taken.add_metric([], snapshot.taken_at.timestamp())
-        yield from (dossiers, oldest, last_success, source_lag, paused, quarantined, dead, taken)
+        yield from (
+            dossiers,
+            oldest,
+            last_success,
+            source_lag,
+            paused,
+            quarantined,
+            dead,
+            held,
+            taken,
+        )
 
 
 # --- the circuit breaker of this process ------------------------------------------------

@@ -26,3 +26,8 @@ class PortalHoldRepository(Repository):
     async def until(self, unit: str) -> datetime | None:
         """When ``unit``'s hold ends (perhaps already past), or None if it never had one."""
         return await self.session.scalar(select(PortalHold.until).where(PortalHold.unit == unit))
+
+    async def all(self) -> dict[str, datetime]:
+        """Every unit's hold end (past ones too): one row per unit that was ever held."""
+        rows = await self.session.execute(select(PortalHold.unit, PortalHold.until))
+        return {row.unit: row.until for row in rows}

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.periods import Period
-from app.models import DeadLetter, DossierRow, QuarantineEntry, Source, SyncState
+from app.models import DeadLetter, DossierRow, PortalHold, QuarantineEntry, Source, SyncState
 from app.sync.reports import unit_report
 
 Labels = tuple[tuple[str, str], ...]
@@ -36,6 +36,7 @@ CATALOGUE: dict[str, frozenset[str]] = {
     "dossier_sync_circuit_open": frozenset({"target"}),
     "dossier_sync_quarantined": frozenset({"source", "reason"}),
     "dossier_sync_dead_letters": frozenset({"unit", "error_code"}),
+    "dossier_sync_portal_hold_seconds": frozenset({"unit"}),
     "dossier_sync_source_lag_seconds": frozenset({"source"}),
     "dossier_sync_source_paused": frozenset({"source"}),
     "dossier_sync_indicator_766": frozenset({"unit", "agency", "indicator"}),
@@ -50,6 +51,7 @@ DATABASE_GAUGES = (
     "dossier_sync_source_paused",
     "dossier_sync_quarantined",
     "dossier_sync_dead_letters",
+    "dossier_sync_portal_hold_seconds",
     "dossier_sync_indicator_766",
     "dossier_sync_indicator_766_points",
 )
@@ -85,6 +87,7 @@ async def expected_gauges(
             await session.scalars(select(DeadLetter).where(DeadLetter.redriven_at.is_(None)))
         ).all()
         sources = (await session.scalars(select(Source))).all()
+        holds = {h.unit: h.until for h in (await session.scalars(select(PortalHold))).all()}
         source_names = {s.id: s.name for s in sources}
         indicators, points = await _reported_indicators(
             session, sorted({row.unit for row in dossiers}), now
@@ -141,6 +144,10 @@ async def expected_gauges(
                 (d.unit, "none" if d.error_code is None else str(d.error_code)) for d in letters
             ).items()
         },
+        "dossier_sync_portal_hold_seconds": {
+            (unit,): max(0.0, (holds[unit] - now).total_seconds()) if unit in holds else 0.0
+            for unit in units | set(holds)
+        },
         "dossier_sync_indicator_766": indicators,
         "dossier_sync_indicator_766_points": points,
     }
@@ -174,6 +181,7 @@ GAUGE_LABELS = {
     "dossier_sync_source_paused": ("source",),
     "dossier_sync_quarantined": ("source", "reason"),
     "dossier_sync_dead_letters": ("unit", "error_code"),
+    "dossier_sync_portal_hold_seconds": ("unit",),
     "dossier_sync_indicator_766": ("unit", "agency", "indicator"),
     "dossier_sync_indicator_766_points": ("unit", "agency", "indicator"),
 }

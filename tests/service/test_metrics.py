@@ -15,6 +15,7 @@ from app.metrics import Metrics, PrometheusObserver, month_bounds
 from app.mockportal.testing import MockPortalHandle
 from app.models import DossierRow
 from app.repositories.dossiers import DossierRepository, IncomingDossier
+from app.repositories.portal_holds import PortalHoldRepository
 from app.repositories.quarantine import QuarantineItem, QuarantineRepository
 from app.repositories.sources import SourceRepository
 from app.sync.engine import Engine
@@ -33,7 +34,7 @@ from tests.service.exposition import (
 from tests.service.helpers import eventually, settings_from, settings_values
 from tests.sync.polling import poller_for, seed_catalogue, simulator
 
-G05 = "000.00.00.G05"
+G05, H26, H29 = "000.00.00.G05", "000.00.00.H26", "000.00.00.H29"
 
 
 def test_the_prometheus_observer_is_an_observer() -> None:
@@ -384,3 +385,24 @@ async def test_the_indicators_refresh_on_their_own_slower_schedule(
     await metrics.database.refresh_indicators(sessions)
     assert metrics.database.indicators is not first
     assert metrics.database.indicators.values
+
+
+async def test_the_portal_hold_gauge_shows_what_is_left_of_each_units_wait(
+    migrated_database: IsolatedDatabase,
+) -> None:
+    """A unit the portal answered 429 shows how long every process must still wait; a
+    unit whose wait has passed shows 0."""
+    sessions = create_session_factory(migrated_database.engine)
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    async with transaction(sessions) as session:
+        holds = PortalHoldRepository(session)
+        await holds.extend(H26, now + timedelta(seconds=30))
+        await holds.extend(H29, now - timedelta(seconds=5))
+    metrics = Metrics(clock=lambda: now)
+    await metrics.refresh(sessions)
+    text = metrics.exposition().decode()
+    assert by(samples(text)["dossier_sync_portal_hold_seconds"], "unit") == {
+        (H26,): 30.0,
+        (H29,): 0.0,
+    }
+    assert database_gauges(text) == await expected_gauges(sessions, now)
