@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from app.domain.dates import format_portal_datetime
 from app.domain.status import DossierStatus
@@ -48,7 +48,6 @@ class ReportRepository(Repository):
         reaching status 9 or 10 in it — by a step of their history, or, at 9 or 10,
         by ``NgayKetThucXuLy``. A superset: which of them count where is the domain's
         business (``app.domain.indicators``). Rows come in batches, never all at once."""
-        relevant = self._relevant(since, until, unit=unit, agency=agency)
         # Open quarantine of a dossier's latest record from the source that stores it.
         held = (
             select(QuarantineEntry.source_id, QuarantineEntry.ma_ho_so)
@@ -74,24 +73,19 @@ class ReportRepository(Repository):
                     held.c.source_id == DossierRow.source_id,
                 ),
             )
+            .where(self._relevant(since, until, unit=unit, agency=agency))
             .order_by(DossierRow.id)
+            .limit(_BATCH)
         )
-        # Keyset pages of the period's ids, then their states and history by primary key:
-        # memory stays one page whatever the period's size (never the whole id list).
+        # Keyset pages of the period's dossiers, then the history of each page by primary
+        # key: memory stays one page whatever the period's size (never the whole id list).
         after = 0
         while True:
-            ids = list(
-                (
-                    await self.session.scalars(
-                        relevant.where(DossierRow.id > after).order_by(DossierRow.id).limit(_BATCH)
-                    )
-                ).all()
-            )
-            if not ids:
+            page = (await self.session.execute(query.where(DossierRow.id > after))).all()
+            if not page:
                 return
-            after = ids[-1]
-            history = await self._first_reached(ids)
-            page = await self.session.execute(query.where(DossierRow.id.in_(ids)))
+            after = page[-1][0]
+            history = await self._first_reached([row[0] for row in page])
             for row_id, row_agency, state, status, confirmed, acked_status, quarantined in page:
                 yield ReportRow(
                     agency=row_agency,
@@ -100,12 +94,12 @@ class ReportRepository(Repository):
                     portal_status=acked_status if confirmed is not None else None,
                     first_reached=history.get(row_id, {}),
                 )
-            if len(ids) < _BATCH:
+            if len(page) < _BATCH:
                 return
 
     def _relevant(
         self, since: datetime, until: datetime, *, unit: str, agency: str | None
-    ) -> Select[int]:
+    ) -> ColumnElement[bool]:
         reached_result = select(ProgressRow.dossier_id).where(
             ProgressRow.status.in_(_RESULT),
             ProgressRow.occurred_at >= since,
@@ -114,7 +108,7 @@ class ReportRepository(Repository):
         # `NgayKetThucXuLy` lives in the JSON state only, as yyyyMMddHHmmss local time:
         # fixed-width digits, so comparing the strings compares the times.
         closed = DossierRow.state["NgayKetThucXuLy"].as_string()
-        query = select(DossierRow.id).where(
+        relevant = and_(
             DossierRow.unit == unit,
             or_(
                 and_(DossierRow.received_at >= since, DossierRow.received_at < until),
@@ -126,9 +120,7 @@ class ReportRepository(Repository):
                 ),
             ),
         )
-        if agency is not None:
-            query = query.where(DossierRow.agency == agency)
-        return query
+        return relevant if agency is None else and_(relevant, DossierRow.agency == agency)
 
     async def _first_reached(self, ids: list[int]) -> dict[int, dict[str, datetime]]:
         rows = await self.session.execute(
