@@ -65,6 +65,11 @@ class CircuitOpen(NotSent):
     """The breaker is open: the portal failed repeatedly; no call was made."""
 
 
+class RateLimited(NotSent):
+    """The unit must still wait out a Retry-After (answered to this process or another)
+    longer than one call may wait: nothing was sent; ``retry_after`` says until when."""
+
+
 class HoldsUnknown(NotSent):
     """The Retry-After the processes share could not be read: sending now might break a
     wait the portal named to another of them, so nothing was sent."""
@@ -378,7 +383,7 @@ class PortalClient:
             if delay <= 0:
                 return
             if delay > self.max_wait_s:
-                raise PortalUnavailable(f"{service}: rate limited", retry_after=delay)
+                raise RateLimited(f"{service}: rate limited", retry_after=delay)
             await asyncio.sleep(delay)
 
     async def _hold(self, unit: str, seconds: float) -> None:

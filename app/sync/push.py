@@ -67,8 +67,8 @@ class Failure:
     service: str = SYNC_SERVICE
     retry_after: float | None = None
     # False when no call was made: the open circuit breaker refused it (perhaps for
-    # another unit's failures), or the shared Retry-After could not be read. That is not
-    # an attempt of this dossier's budget.
+    # another unit's failures), a Retry-After still had long to run, or the shared one
+    # could not be read. That is not an attempt of this dossier's budget.
     counted: bool = True
 
 

@@ -4,14 +4,17 @@ that is down, and redrives by unit, error code and time window once the cause is
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app.db import create_engine, create_session_factory
+from sqlalchemy import select
+
+from app.db import create_engine, create_session_factory, transaction
 from app.demodata import load_demo_catalogue
 from app.mockportal.testing import MockPortalHandle
-from app.models import SyncStatus
+from app.models import SyncState, SyncStatus
 from app.repositories.dead_letters import DeadLetterFilter
+from app.repositories.portal_holds import PortalHoldRepository
 from app.sync.holds import DatabaseHolds
 from app.sync.portal import CircuitBreaker, PortalClient
 from tests.e2e.conftest import Store
@@ -235,3 +238,37 @@ async def test_a_push_that_could_not_read_the_shared_retry_after_is_not_an_attem
             final = await harness.stored()
     assert_all_synced(final)
     assert_portal_holds(control, final.values())
+
+
+async def test_a_push_held_back_by_another_process_s_long_wait_is_not_an_attempt(
+    store: Store, mock_portal: MockPortalHandle
+) -> None:
+    """Another process was answered a 429 with a Retry-After longer than a call may
+    wait: this one sends nothing to that unit until then, reschedules its pushes for
+    then, and — nothing having been sent — spends none of the dossiers' attempts."""
+    control = mock_portal.control
+    with simulator("opencps", dossiers=5, seed=74, units=(H26,)) as (sim, _control):
+        settings = e2e_settings(
+            store.url,
+            mock_portal.url,
+            [source_settings("opencps", sim.url, name="src")],
+            max_attempts=1,  # one attempt: whatever is counted, dies
+        )
+        async with running(settings, store.sessions, mock_portal) as harness:
+            await harness.poll_until_quiet("src")
+            held_until = datetime.now(UTC) + timedelta(seconds=60)
+            async with transaction(store.sessions) as session:
+                await PortalHoldRepository(session).extend(H26, held_until)
+            await harness.push()
+            waiting = await harness.stored()
+            async with store.sessions() as session:
+                due = {
+                    s.dossier_id: s.next_attempt_at
+                    for s in (await session.scalars(select(SyncState))).all()
+                }
+            assert waiting and not sent_items(control)
+            for s in waiting.values():
+                assert (s.sync, s.attempts) == ("pending", 0), (s.code, s.sync, s.attempts)
+                assert "rate limited" in (s.last_error or "")
+                assert due[s.dossier_id] >= held_until - timedelta(seconds=1), s.code
+            assert not await harness.dead_letters()
