@@ -20,14 +20,13 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
+from pydantic import SecretStr
 
 import app.sync.portal as portal_module
-from app.config import PortalAccount, PortalSettings
+from app.config import PortalAccount
 from app.domain.codes import ErrorCode
 from app.mockportal.core import PortalError as MockPortalError
 from app.mockportal.testing import MockPortalControl, MockPortalHandle
-from app.sync.observe import NullObserver
 from app.sync.portal import (
     CircuitBreaker,
     CircuitOpen,
@@ -37,9 +36,17 @@ from app.sync.portal import (
     parse_retry_after,
 )
 from tests.factories import PERSONAL, dossier_json, make_progress
-
-H26, H29, G05 = "000.00.00.H26", "000.00.00.H29", "000.00.00.G05"
-DEMO_UNITS = (H26, H29, G05)
+from tests.sync.portal_helpers import (
+    DEMO_UNITS,
+    G05,
+    H26,
+    H29,
+    RecordingObserver,
+    arrived,
+    assert_passes,
+    entries,
+    portal_settings,
+)
 
 NEW = "000.00.53.H26-240125-00001"
 EXISTING = "000.00.53.H26-240125-00002"
@@ -49,27 +56,6 @@ FOREIGN = "000.00.53.H29-240125-00001"  # a dossier of H29, not H26's to send
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-class RecordingObserver(NullObserver):
-    """Keeps every ``push_request`` outcome; wakes waiters on an outcome."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []
-        self._waiters: list[tuple[str, asyncio.Event]] = []
-
-    def push_request(self, service: str, outcome: str) -> None:
-        self.requests.append((service, outcome))
-        for wanted, event in self._waiters:
-            if wanted == outcome:
-                event.set()
-
-    def seen(self, outcome: str) -> asyncio.Event:
-        event = asyncio.Event()
-        if any(o == outcome for _, o in self.requests):
-            event.set()
-        self._waiters.append((outcome, event))
-        return event
 
 
 class FakeClock:
@@ -94,24 +80,6 @@ class MakeClient(Protocol):
         url: str | None = ...,
         max_wait_s: float = ...,
     ) -> PortalClient: ...
-
-
-def portal_settings(
-    url: str,
-    *,
-    units: tuple[str, ...] = DEMO_UNITS,
-    password: str = "demo",
-    timeout_s: float = 10.0,
-    max_batch: int = 100,
-) -> PortalSettings:
-    return PortalSettings(
-        base_url=AnyHttpUrl(url),
-        timeout_s=timeout_s,
-        max_batch=max_batch,
-        accounts=[
-            PortalAccount(unit=unit, username=unit, password=SecretStr(password)) for unit in units
-        ],
-    )
 
 
 @pytest.fixture
@@ -161,12 +129,6 @@ async def client(new_client: MakeClient) -> PortalClient:
     return new_client()
 
 
-def entries(control: MockPortalControl, **filters: Any) -> list[dict[str, Any]]:
-    """Journal entries in arrival order."""
-    found: list[dict[str, Any]] = control.journal(**filters)["entries"]
-    return sorted(found, key=lambda e: (e["at"], e["id"]))
-
-
 async def entries_when(
     control: MockPortalControl, count: int, **filters: Any
 ) -> list[dict[str, Any]]:
@@ -180,24 +142,9 @@ async def entries_when(
         await asyncio.sleep(0.05)
 
 
-def arrived(entry: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(entry["at"])
-
-
 def gaps(found: list[dict[str, Any]]) -> list[float]:
     times = [arrived(e) for e in found]
     return [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-
-
-def criterion(report: dict[str, Any], name: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = [c for c in report["criteria"] if c["name"] == name]
-    [the_one] = found
-    return the_one
-
-
-def assert_passes(report: dict[str, Any], *names: str) -> None:
-    for name in names:
-        assert criterion(report, name)["passed"], criterion(report, name)
 
 
 def codes(outcomes: list[Any]) -> list[int]:

@@ -16,31 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrate
-from app.config import PortalAccount, PortalSettings
 from app.db import create_engine, create_session_factory, transaction
 from app.mockportal.testing import MockPortalControl, MockPortalHandle
 from app.repositories.portal_holds import PortalHoldRepository
 from app.sync.holds import DatabaseHolds
-from app.sync.observe import NullObserver
 from app.sync.portal import HoldBoard, HoldsUnknown, PortalClient
 from tests.conftest import IsolatedDatabase
+from tests.sync.portal_helpers import (
+    H26,
+    H29,
+    RecordingObserver,
+    arrived,
+    criterion,
+    entries,
+    portal_settings,
+)
 
-H26, H29 = "000.00.00.H26", "000.00.00.H29"
 Sessions = async_sessionmaker[AsyncSession]
 MakeClient = Callable[..., PortalClient]  # (holds, observer=None)
-
-
-class Seen429(NullObserver):
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def push_request(self, service: str, outcome: str) -> None:
-        if outcome == "http_429":
-            self.event.set()
 
 
 @pytest.fixture
@@ -51,14 +47,9 @@ def sessions(migrated_database: IsolatedDatabase) -> Sessions:
 @pytest.fixture
 async def new_client(mock_portal: MockPortalHandle) -> AsyncIterator[MakeClient]:
     made: list[PortalClient] = []
-    settings = PortalSettings(
-        base_url=AnyHttpUrl(mock_portal.url),
-        accounts=[
-            PortalAccount(unit=u, username=u, password=SecretStr("demo")) for u in (H26, H29)
-        ],
-    )
+    settings = portal_settings(mock_portal.url)
 
-    def make(holds: HoldBoard | None, observer: NullObserver | None = None) -> PortalClient:
+    def make(holds: HoldBoard | None, observer: RecordingObserver | None = None) -> PortalClient:
         made.append(PortalClient(settings, holds=holds, observer=observer))
         return made[-1]
 
@@ -75,28 +66,19 @@ def rate_limit_once(control: MockPortalControl, service: str, seconds: int = 1) 
     )
 
 
-def journal(control: MockPortalControl, unit: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = control.journal(unit=unit)["entries"]
-    return sorted(found, key=lambda e: (e["at"], e["id"]))
-
-
 def seconds_after(entry: dict[str, Any], earlier: dict[str, Any]) -> float:
-    return (
-        datetime.fromisoformat(entry["at"]) - datetime.fromisoformat(earlier["at"])
-    ).total_seconds()
+    return (arrived(entry) - arrived(earlier)).total_seconds()
 
 
 def honours_retry_after(control: MockPortalControl) -> bool:
-    report = control.conformance(H26)
-    [criterion] = [c for c in report["criteria"] if c["name"] == "honours_retry_after"]
-    return bool(criterion["passed"])
+    return bool(criterion(control.conformance(H26), "honours_retry_after")["passed"])
 
 
 async def test_a_429_answered_to_one_process_holds_the_others(
     new_client: MakeClient, sessions: Sessions, mock_portal: MockPortalHandle
 ) -> None:
     control = mock_portal.control
-    seen = Seen429()
+    seen = RecordingObserver()
     first = new_client(DatabaseHolds(sessions), seen)
     second = new_client(DatabaseHolds(sessions))
     await first.agencies(H26)
@@ -105,7 +87,7 @@ async def test_a_429_answered_to_one_process_holds_the_others(
     rate_limit_once(control, "LayDanhSachTTHC")
 
     limited = asyncio.create_task(first.procedures(H26))
-    await asyncio.wait_for(seen.event.wait(), 5)
+    await asyncio.wait_for(seen.seen("http_429").wait(), 5)
     loop = asyncio.get_running_loop()
     started = loop.time()
     await second.agencies(H29)  # another unit: not held
@@ -113,9 +95,9 @@ async def test_a_429_answered_to_one_process_holds_the_others(
     await second.lookup(H26, ["000.00.53.H26-240125-00001"])  # the same unit: held
     await limited
 
-    entries = journal(control, H26)
-    [answered_429] = [e for e in entries if e["http_status"] == 429]
-    after = [e for e in entries if e["at"] > answered_429["at"]]
+    journal = entries(control, unit=H26)
+    [answered_429] = [e for e in journal if e["http_status"] == 429]
+    after = [e for e in journal if e["at"] > answered_429["at"]]
     assert {e["service"] for e in after} == {"LayDanhSachTTHC", "TraCuuHoSo"}
     for entry in after:
         assert seconds_after(entry, answered_429) >= 1.0, entry
@@ -138,9 +120,9 @@ async def test_a_process_that_starts_during_the_hold_waits_it_out(
     await late.agencies(H26)
     await limited
 
-    entries = journal(control, H26)
-    [answered_429] = [e for e in entries if e["http_status"] == 429]
-    [login] = [e for e in entries if e["service"] == "auth" and e["at"] > answered_429["at"]]
+    journal = entries(control, unit=H26)
+    [answered_429] = [e for e in journal if e["http_status"] == 429]
+    [login] = [e for e in journal if e["service"] == "auth" and e["at"] > answered_429["at"]]
     assert seconds_after(login, answered_429) >= 2.0
     assert honours_retry_after(control)
 
@@ -151,13 +133,13 @@ async def test_without_a_shared_hold_another_process_sends_within_the_wait(
     """What the shared hold prevents, and that the portal's report catches it: two
     clients each with only a hold of their own."""
     control = mock_portal.control
-    seen = Seen429()
+    seen = RecordingObserver()
     first, second = new_client(None, seen), new_client(None)
     await first.agencies(H26)
     await second.agencies(H26)
     rate_limit_once(control, "LayDanhSachTTHC")
     limited = asyncio.create_task(first.procedures(H26))
-    await asyncio.wait_for(seen.event.wait(), 5)
+    await asyncio.wait_for(seen.seen("http_429").wait(), 5)
     await asyncio.sleep(0.2)  # beyond the in-flight tolerance of the report
     await second.agencies(H26)
     await limited
@@ -210,7 +192,7 @@ async def test_while_the_database_is_out_of_reach_nothing_is_sent(
             await client.procedures(H26)
     finally:
         await missing.dispose()
-    assert journal(control, H26) == []
+    assert entries(control, unit=H26) == []
     events = [json.loads(line)["event"] for line in captured_logs.getvalue().splitlines()]
     assert "could not read the shared Retry-After; sending nothing meanwhile" in events
 
