@@ -3,17 +3,18 @@ that is down, and redrives by unit, error code and time window once the cause is
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-
 from app.db import create_engine, create_session_factory, transaction
 from app.demodata import load_demo_catalogue
-from app.mockportal.testing import MockPortalHandle
-from app.models import SyncState, SyncStatus
+from app.mockportal.testing import MockPortalControl, MockPortalHandle
+from app.models import SyncStatus
 from app.repositories.dead_letters import DeadLetterFilter
+from app.repositories.outbox import OutboxRepository
 from app.repositories.portal_holds import PortalHoldRepository
 from app.sync.holds import DatabaseHolds
 from app.sync.portal import CircuitBreaker, PortalClient
@@ -23,6 +24,8 @@ from tests.e2e.helpers import (
     H26,
     H29,
     SYNC,
+    Harness,
+    Stored,
     assert_all_synced,
     assert_portal_holds,
     assert_store_matches_sources,
@@ -203,6 +206,38 @@ async def test_one_units_outage_does_not_spend_the_other_units_attempts(
         assert letter.reason == "gave up after 1 attempts: DongBoHoSoMC: HTTP 503"
 
 
+@contextlib.asynccontextmanager
+async def one_attempt_each(
+    store: Store, mock_portal: MockPortalHandle, seed: int
+) -> AsyncIterator[Harness]:
+    """An engine whose dossiers die at their first counted attempt, its source (five
+    dossiers of H26) read and nothing pushed yet."""
+    with simulator("opencps", dossiers=5, seed=seed, units=(H26,)) as (sim, _control):
+        settings = e2e_settings(
+            store.url,
+            mock_portal.url,
+            [source_settings("opencps", sim.url, name="src")],
+            max_attempts=1,  # one attempt: whatever is counted, dies
+        )
+        async with running(settings, store.sessions, mock_portal) as harness:
+            await harness.poll_until_quiet("src")
+            yield harness
+
+
+async def assert_waiting_unsent(
+    harness: Harness, control: MockPortalControl, error: str
+) -> dict[str, Stored]:
+    """Nothing reached the portal, and every dossier still waits with no attempt spent,
+    ``error`` saying why."""
+    waiting = await harness.stored()
+    assert waiting and not sent_items(control)
+    for s in waiting.values():
+        assert (s.sync, s.attempts) == ("pending", 0), (s.code, s.sync, s.attempts)
+        assert error in (s.last_error or ""), s.last_error
+    assert not await harness.dead_letters()
+    return waiting
+
+
 async def test_a_push_that_could_not_read_the_shared_retry_after_is_not_an_attempt(
     store: Store, mock_portal: MockPortalHandle, tmp_path: Path
 ) -> None:
@@ -211,31 +246,18 @@ async def test_a_push_that_could_not_read_the_shared_retry_after_is_not_an_attem
     as with an open breaker, that is not an attempt of the dossiers' budget."""
     control = mock_portal.control
     unreachable = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such.db'}")
-    with simulator("opencps", dossiers=5, seed=73, units=(H26,)) as (sim, _control):
-        settings = e2e_settings(
-            store.url,
-            mock_portal.url,
-            [source_settings("opencps", sim.url, name="src")],
-            max_attempts=1,  # one attempt: whatever is counted, dies
-        )
-        async with running(settings, store.sessions, mock_portal) as harness:
-            portal = harness.engine.portal
-            shared, portal.holds = portal.holds, DatabaseHolds(create_session_factory(unreachable))
-            try:
-                await harness.poll_until_quiet("src")
-                await harness.push()
-            finally:
-                portal.holds = shared
-                await unreachable.dispose()
-            waiting = await harness.stored()
-            assert waiting and not sent_items(control)
-            for s in waiting.values():
-                assert (s.sync, s.attempts) == ("pending", 0), (s.code, s.sync, s.attempts)
-                assert "could not be read" in (s.last_error or "")
-            assert not await harness.dead_letters()
+    async with one_attempt_each(store, mock_portal, seed=73) as harness:
+        portal = harness.engine.portal
+        shared, portal.holds = portal.holds, DatabaseHolds(create_session_factory(unreachable))
+        try:
+            await harness.push()
+        finally:
+            portal.holds = shared
+            await unreachable.dispose()
+        await assert_waiting_unsent(harness, control, "could not be read")
 
-            await harness.settle()
-            final = await harness.stored()
+        await harness.settle()
+        final = await harness.stored()
     assert_all_synced(final)
     assert_portal_holds(control, final.values())
 
@@ -246,29 +268,15 @@ async def test_a_push_held_back_by_another_process_s_long_wait_is_not_an_attempt
     """Another process was answered a 429 with a Retry-After longer than a call may
     wait: this one sends nothing to that unit until then, reschedules its pushes for
     then, and — nothing having been sent — spends none of the dossiers' attempts."""
-    control = mock_portal.control
-    with simulator("opencps", dossiers=5, seed=74, units=(H26,)) as (sim, _control):
-        settings = e2e_settings(
-            store.url,
-            mock_portal.url,
-            [source_settings("opencps", sim.url, name="src")],
-            max_attempts=1,  # one attempt: whatever is counted, dies
-        )
-        async with running(settings, store.sessions, mock_portal) as harness:
-            await harness.poll_until_quiet("src")
-            held_until = datetime.now(UTC) + timedelta(seconds=60)
-            async with transaction(store.sessions) as session:
-                await PortalHoldRepository(session).extend(H26, held_until)
-            await harness.push()
-            waiting = await harness.stored()
-            async with store.sessions() as session:
-                due = {
-                    s.dossier_id: s.next_attempt_at
-                    for s in (await session.scalars(select(SyncState))).all()
-                }
-            assert waiting and not sent_items(control)
+    async with one_attempt_each(store, mock_portal, seed=74) as harness:
+        held_until = datetime.now(UTC) + timedelta(seconds=60)
+        async with transaction(store.sessions) as session:
+            await PortalHoldRepository(session).extend(H26, held_until)
+        await harness.push()
+        waiting = await assert_waiting_unsent(harness, mock_portal.control, "rate limited")
+        async with store.sessions() as session:
+            outbox = OutboxRepository(session)
             for s in waiting.values():
-                assert (s.sync, s.attempts) == ("pending", 0), (s.code, s.sync, s.attempts)
-                assert "rate limited" in (s.last_error or "")
-                assert due[s.dossier_id] >= held_until - timedelta(seconds=1), s.code
-            assert not await harness.dead_letters()
+                state = await outbox.get(s.dossier_id)
+                assert state is not None and state.next_attempt_at is not None
+                assert state.next_attempt_at >= held_until - timedelta(seconds=1), s.code
