@@ -4,6 +4,7 @@ whose directory is then first on ``sys.path``.)"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import subprocess
 import time
@@ -13,6 +14,18 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
+
+
+def add_database_url_argument(parser: argparse.ArgumentParser) -> None:
+    """``--database-url``: the PostgreSQL server :func:`fresh_database` makes its
+    throwaway databases on."""
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="a PostgreSQL server to create throwaway databases on",
+    )
 
 
 @contextlib.asynccontextmanager

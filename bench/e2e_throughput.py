@@ -56,6 +56,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from benchutil import DEFAULT_DATABASE_URL
 from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -84,7 +85,6 @@ UNITS = dict(zip(DIALECTS, DEFAULT_UNITS, strict=True))
 BATCH = 100
 CHECK_EVERY_S = 0.1
 TIMEOUT_S = 600.0
-DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 APPLICATION = "dossier-sync-bench"  # the engine's connections, to find their backends
 
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from benchutil import fresh_database, wait_for
+from benchutil import add_database_url_argument, fresh_database, wait_for
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -49,7 +49,6 @@ from app.db import create_engine
 from app.domain.dates import VN_TZ
 from app.servers import free_port
 
-DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 UNIT = "000.00.00.H26"
 AGENCY = "000.00.53.H26"
 PASSWORD = "demo"  # noqa: S105 - the demo catalogue's public password
@@ -323,7 +322,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="push mode: `worker` processes beside `serve`"
     )
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    add_database_url_argument(parser)
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from benchutil import fresh_database, wait_for
+from benchutil import add_database_url_argument, fresh_database, wait_for
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -36,7 +36,6 @@ from app.db import create_engine
 from app.domain.dates import VN_TZ
 from app.servers import free_port
 
-DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 TARGET_MB = 250.0
 UNIT = "000.00.00.H26"
 AGENCIES = ("000.00.53.H26", "000.00.54.H26", "000.00.55.H26")
@@ -212,11 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pending", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=90.0, help="how long the worker runs")
-    parser.add_argument(
-        "--database-url",
-        default=DEFAULT_DATABASE_URL,
-        help="a PostgreSQL server to create throwaway databases on",
-    )
+    add_database_url_argument(parser)
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from benchutil import fresh_database
+from benchutil import add_database_url_argument, fresh_database
 from memory_pending import UNIT, fill
 from sqlalchemy import select
 
@@ -34,7 +34,6 @@ from app.domain.periods import Period
 from app.models import DossierRow, SyncState
 from app.sync.reports import unit_report
 
-DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 PAGE = 1000
 
 
@@ -110,11 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dossiers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="medians are printed")
-    parser.add_argument(
-        "--database-url",
-        default=DEFAULT_DATABASE_URL,
-        help="a PostgreSQL server to create throwaway databases on",
-    )
+    add_database_url_argument(parser)
     asyncio.run(bench(parser.parse_args()))
 
 
