@@ -24,7 +24,9 @@ Each prints changes (dossiers) per second, and the ratios of the first to the ot
 (targets: ≥ 0.7× the raw push, ≥ 30× the sequential sync). It also prints the CPU time
 each party used during the end-to-end run and the requests the connectors made to the
 sources, which is where that run's time goes. ``--latency-ms`` delays every portal
-answer (a mock-portal fault rule, the same for all three runs) as a network would.
+answer (a mock-portal fault rule, the same for all three runs) as a network would;
+``--source-latency-ms`` does the same to every answer of the sources (the simulators'
+``latency_ms``), which only the end-to-end run reads.
 Usage::
 
     .venv/bin/python bench/e2e_throughput.py [--dossiers 3000] [--database-url URL]
@@ -137,14 +139,19 @@ def mock_portal(admin_token: str) -> Iterator[tuple[str, int]]:
             child.wait()
 
 
-def _serve_sources(per_source: int, seed: int, ready: Connection, stop: Event) -> None:
+def _serve_sources(
+    per_source: int, seed: int, latency_ms: float, ready: Connection, stop: Event
+) -> None:
     """The simulators' process: ``BackgroundSimulator`` threads until ``stop``."""
     configure_logging("WARNING", "console")
     with contextlib.ExitStack() as stack:
         sources: list[Source] = []
         for index, dialect in enumerate(DIALECTS):
             settings = SimulatorSettings(
-                seed=seed + index, dossiers=per_source, units=(UNITS[dialect],)
+                seed=seed + index,
+                dossiers=per_source,
+                units=(UNITS[dialect],),
+                latency_ms=latency_ms,
             )
             simulator = stack.enter_context(BackgroundSimulator(dialect, settings))
             agency_map = {str(k): v for k, v in simulator.world.agency_map.items()}
@@ -154,7 +161,9 @@ def _serve_sources(per_source: int, seed: int, ready: Connection, stop: Event) -
 
 
 @contextmanager
-def servers(per_source: int, seed: int, admin_token: str) -> Iterator[Servers]:
+def servers(
+    per_source: int, seed: int, admin_token: str, source_latency_ms: float = 0.0
+) -> Iterator[Servers]:
     with contextlib.ExitStack() as stack:
         portal, portal_pid = stack.enter_context(mock_portal(admin_token))
         # Not threads of this process: serving the connectors' requests would then take
@@ -163,7 +172,9 @@ def servers(per_source: int, seed: int, admin_token: str) -> Iterator[Servers]:
         receive, send = context.Pipe(duplex=False)
         stop = context.Event()
         child = context.Process(
-            target=_serve_sources, args=(per_source, seed, send, stop), name="simulators"
+            target=_serve_sources,
+            args=(per_source, seed, source_latency_ms, send, stop),
+            name="simulators",
         )
         child.start()
         stack.callback(child.join, 10)
@@ -655,7 +666,7 @@ def _reset(control: MockPortalControl, latency_ms: float) -> None:
 async def bench(args: argparse.Namespace) -> None:
     admin_token = secrets.token_urlsafe(16)
     per_source = max(1, args.dossiers // len(DIALECTS))
-    with servers(per_source, args.seed, admin_token) as running:
+    with servers(per_source, args.seed, admin_token, args.source_latency_ms) as running:
         control = MockPortalControl(running.portal, admin_token)
         try:
             _reset(control, args.latency_ms)
@@ -677,6 +688,8 @@ async def bench(args: argparse.Namespace) -> None:
     raw_rate = len(e2e.payloads) / raw_s
     sequential_rate = len(one_by_one) / sequential_s
     latency = f", portal latency {args.latency_ms:g} ms" if args.latency_ms else ""
+    if args.source_latency_ms:
+        latency += f", source latency {args.source_latency_ms:g} ms"
     print(
         f"dossiers             {e2e.dossiers} ({per_source} per source × {len(DIALECTS)}), "
         f"{e2e.progress} progress records{latency}"
@@ -715,6 +728,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="raw push: requests in flight")
     parser.add_argument("--sequential", type=int, default=300, help="dossiers synced one by one")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of each portal answer")
+    parser.add_argument(
+        "--source-latency-ms",
+        type=float,
+        default=0.0,
+        help="delay of each answer of the sources (end-to-end run only)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=Path, help="cProfile of this process, end-to-end run")
     parser.add_argument(

@@ -55,7 +55,11 @@ PASSWORD = "demo"  # noqa: S105 - the demo catalogue's public password
 BATCH_EVERY_S = 0.1
 
 ACKED_SQL = """
-select d.ma_ho_so, s.acked_at from dossiers d join sync_state s on s.dossier_id = d.id
+select d.ma_ho_so,
+       greatest(d.changed_at, (select max(p.read_at) from progress_records p
+                               where p.dossier_id = d.id)) as read_at,
+       s.acked_at
+from dossiers d join sync_state s on s.dossier_id = d.id
 where s.acked_version = d.version and s.pending_since is null
 """
 
@@ -122,12 +126,17 @@ def config_text(
     return text
 
 
-async def acked(database_url: str) -> dict[str, datetime]:
+async def acked(database_url: str) -> dict[str, tuple[datetime, datetime]]:
+    """MaHoSo → (when its latest change was read: its current version or its latest
+    progress record, whichever came later; when that was acknowledged)."""
     connection = await asyncpg.connect(
         make_url(database_url).set(drivername="postgresql").render_as_string(False)
     )
     try:
-        return {row["ma_ho_so"]: row["acked_at"] for row in await connection.fetch(ACKED_SQL)}
+        return {
+            row["ma_ho_so"]: (row["read_at"], row["acked_at"])
+            for row in await connection.fetch(ACKED_SQL)
+        }
     finally:
         await connection.close()
 
@@ -157,6 +166,16 @@ async def baseline_round_trip(portal: str) -> float:
     return statistics.median(times)
 
 
+def start_service(stack: contextlib.ExitStack, config: Path, base: str, workers: int) -> None:
+    """``serve`` and ``workers`` worker processes on ``config``, each stopped with
+    ``stack``."""
+    stack.enter_context(started(["serve", "--config", str(config)], f"{base}/readyz"))
+    for _ in range(workers):
+        metrics = free_port()
+        command = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
+        stack.enter_context(started(command, f"http://127.0.0.1:{metrics}/readyz"))
+
+
 def create_key(config: Path) -> str:
     """An ingest key of the unit, from ``dossier-sync keys create`` (printed once)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
@@ -166,7 +185,9 @@ def create_key(config: Path) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
-async def push_mode(args: argparse.Namespace, database_url: str, portal: str) -> dict[str, float]:
+async def push_mode(
+    args: argparse.Namespace, database_url: str, portal: str
+) -> dict[str, tuple[float, float]]:
     """Send new dossiers at the rate; MaHoSo → seconds from sending to acknowledgement."""
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -175,11 +196,7 @@ async def push_mode(args: argparse.Namespace, database_url: str, portal: str) ->
         key = create_key(config)
         base = f"http://127.0.0.1:{port}"
         with contextlib.ExitStack() as stack:
-            stack.enter_context(started(["serve", "--config", str(config)], f"{base}/readyz"))
-            for _ in range(args.workers):
-                metrics = free_port()
-                command = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
-                stack.enter_context(started(command, f"http://127.0.0.1:{metrics}/readyz"))
+            start_service(stack, config, base, args.workers)
             day = datetime.now(VN_TZ).strftime("%Y%m%d")
             per_batch = max(1, round(args.rate * BATCH_EVERY_S))
             sent: dict[str, datetime] = {}
@@ -214,7 +231,9 @@ async def push_mode(args: argparse.Namespace, database_url: str, portal: str) ->
             return await until_acked(database_url, sent)
 
 
-async def poll_mode(args: argparse.Namespace, database_url: str, portal: str) -> dict[str, float]:
+async def poll_mode(
+    args: argparse.Namespace, database_url: str, portal: str
+) -> dict[str, tuple[float, float]]:
     """Steady state: the service first syncs the simulator's dossiers as they are (not
     measured, its time printed), then the simulator changes dossiers at the rate for
     ``--seconds``; MaHoSo → seconds from its latest change at the source to the
@@ -229,7 +248,10 @@ async def poll_mode(args: argparse.Namespace, database_url: str, portal: str) ->
         config.write_text(config_text(database_url, portal, api_port, source, args.poll_interval))
         base = f"http://127.0.0.1:{api_port}"
         async with httpx.AsyncClient(base_url=source, timeout=30) as http:
-            with started(["serve", "--config", str(config)], f"{base}/readyz"):
+            if args.source_latency_ms:
+                await http.patch("/_sim/settings", json={"latency_ms": args.source_latency_ms})
+            with contextlib.ExitStack() as stack:
+                start_service(stack, config, base, args.workers)
                 began = time.monotonic()
                 at_source = await latest_changes(http)
                 await until_acked(database_url, at_source)
@@ -257,13 +279,21 @@ async def latest_changes(http: httpx.AsyncClient) -> dict[str, datetime]:
     }
 
 
-async def until_acked(database_url: str, changes: dict[str, datetime]) -> dict[str, float]:
+async def until_acked(
+    database_url: str, changes: dict[str, datetime]
+) -> dict[str, tuple[float, float]]:
+    """MaHoSo → (seconds from the change to its acknowledgement, of which from the
+    service's reading it to the acknowledgement), once every change is acknowledged."""
     deadline = time.monotonic() + 600
     while True:
         found = await acked(database_url)
         if all(code in found for code in changes):
             return {
-                code: max(0.0, (found[code] - at).total_seconds()) for code, at in changes.items()
+                code: (
+                    max(0.0, (found[code][1] - at).total_seconds()),
+                    max(0.0, (found[code][1] - found[code][0]).total_seconds()),
+                )
+                for code, at in changes.items()
             }
         if time.monotonic() > deadline:
             raise SystemExit(f"not all acknowledged: {len(changes) - len(found)} missing")
@@ -289,7 +319,9 @@ async def bench(args: argparse.Namespace) -> None:
             finally:
                 await engine.dispose()
             run = push_mode if args.mode == "push" else poll_mode
-            latencies = list((await run(args, database_url, portal)).values())
+            timings = list((await run(args, database_url, portal)).values())
+    latencies = [total for total, _ in timings]
+    after_read = [tail for _, tail in timings]
     target = 0.5 if args.mode == "push" else 2.0
     p99 = percentile(latencies, 99)
     workers = f", {args.workers} worker process(es) beside serve" if args.workers else ""
@@ -303,6 +335,10 @@ async def bench(args: argparse.Namespace) -> None:
         "latency change → acknowledgement: "
         f"p50 {percentile(latencies, 50):.2f} s, p95 {percentile(latencies, 95):.2f} s, "
         f"p99 {p99:.2f} s, max {max(latencies):.2f} s"
+    )
+    print(
+        "  of which from the service's reading the change to the acknowledgement: "
+        f"p50 {percentile(after_read, 50):.2f} s, p99 {percentile(after_read, 99):.2f} s"
     )
     print(
         f"baseline: one DongBoHoSoMC round trip {floor * 1000:.1f} ms; p99 / baseline "
@@ -320,8 +356,12 @@ def main() -> None:
     parser.add_argument("--dossiers", type=int, default=2000, help="poll mode: the source's")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="poll mode")
     parser.add_argument(
-        "--workers", type=int, default=0, help="push mode: `worker` processes beside `serve`"
+        "--source-latency-ms",
+        type=float,
+        default=0.0,
+        help="poll mode: delay of each source answer",
     )
+    parser.add_argument("--workers", type=int, default=0, help="`worker` processes beside `serve`")
     add_database_url_argument(parser)
     asyncio.run(bench(parser.parse_args()))
 

@@ -52,6 +52,7 @@ class SettingsPatch(BaseModel):
     out_of_order_share: float | None = Field(None, ge=0, le=1)
     token_ttl_s: float | None = Field(None, gt=0, description="null: the dialect's default.")
     changes_per_second: float | None = Field(None, ge=0, le=100_000)
+    latency_ms: float | None = Field(None, ge=0, le=60_000)
 
 
 @router.get("/truth")
@@ -99,8 +100,9 @@ async def get_settings(request: Request) -> dict[str, Any]:
 
 @router.patch("/settings")
 async def patch_settings(body: SettingsPatch, request: Request) -> dict[str, Any]:
-    """Change awkward cases, the background change rate or the token lifetime at run
-    time. Only the fields sent change; `token_ttl_s: null` restores the default."""
+    """Change awkward cases, the background change rate, the token lifetime or the
+    answers' latency at run time. Only the fields sent change; `token_ttl_s: null`
+    restores the default."""
     changes = body.model_dump(include=body.model_fields_set)
     changes = {k: v for k, v in changes.items() if v is not None or k == "token_ttl_s"}
     try:

@@ -3,8 +3,10 @@ foreground server of ``dossier-sync simulate``."""
 
 from __future__ import annotations
 
+import asyncio
+
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -43,6 +45,13 @@ async def _bad_parameters(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"message": "; ".join(problems)}, 400)
 
 
+async def _latency(request: Request) -> None:
+    """The configured network delay, before the dialect's endpoint answers."""
+    delay_ms = request.app.state.simulator.settings.latency_ms
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
+
+
 def create_simulator_app(dialect: Dialect, settings: SimulatorSettings | None = None) -> FastAPI:
     """The simulator of ``dialect`` as an ASGI application (``app.state.simulator``)."""
     if dialect not in DIALECTS:
@@ -57,14 +66,15 @@ def create_simulator_app(dialect: Dialect, settings: SimulatorSettings | None = 
     app.state.simulator = simulator
     app.add_exception_handler(SourceError, _source_error)
     app.add_exception_handler(RequestValidationError, _bad_parameters)
+    delayed = [Depends(_latency)]
     if dialect == "opencps":
-        app.include_router(opencps.router)
+        app.include_router(opencps.router, dependencies=delayed)
     elif dialect == "igate":
-        app.include_router(igate.token_router)
-        app.include_router(igate.router)
+        app.include_router(igate.token_router, dependencies=delayed)
+        app.include_router(igate.router, dependencies=delayed)
     else:
-        app.include_router(dvclt.token_router)
-        app.include_router(dvclt.router)
+        app.include_router(dvclt.token_router, dependencies=delayed)
+        app.include_router(dvclt.router, dependencies=delayed)
     app.include_router(control.router)
     return app
 

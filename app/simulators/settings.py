@@ -27,6 +27,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "out_of_order_share",
         "token_ttl_s",
         "changes_per_second",
+        "latency_ms",
     }
 )
 
@@ -49,6 +50,13 @@ class SimulatorSettings(BaseModel):
         "when the world changes (0-3 s per change); real: the wall clock.",
     )
     changes_per_second: float = Field(0.0, ge=0, le=100_000)
+    latency_ms: float = Field(
+        0.0,
+        ge=0,
+        le=60_000,
+        description="Delay before answering each request of the dialect (not `/_sim`): a "
+        "source across a network rather than on loopback.",
+    )
 
     # --- awkward cases -------------------------------------------------------------------
     ties: bool = Field(

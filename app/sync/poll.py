@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,10 +28,12 @@ from app.repositories.quarantine import QuarantineItem, QuarantineRepository
 from app.repositories.sources import SourceMessageRepository, SourceRepository
 from app.sync.connectors import (
     Connector,
+    Page,
     SourceRecord,
     SourceUnavailable,
     http_client,
     make_connector,
+    read_ahead,
 )
 from app.sync.normalise import dvclt, igate, opencps
 from app.sync.normalise.common import Catalogue, Context, Normalised, Rejection, StatusMap
@@ -307,24 +309,8 @@ class Poller:
             context = await load_context(session, self.settings)
             await self._check_mapping(session, source.id, context, report)
         try:
-            async for page in self.connector.pages(checkpoint):
-                now = self.clock()
-                async with transaction(self.sessions) as session:
-                    normalised = await normalise_records(
-                        session,
-                        source.id,
-                        self.settings.dialect,
-                        page.records,
-                        context=context,
-                        now=now,
-                    )
-                    report.add(await ingest(session, source.id, normalised, now))
-                    if page.checkpoint is not None:
-                        await SourceRepository(session).save_checkpoint(
-                            source.id, page.checkpoint, now, CURSOR_STREAM
-                        )
-                await self.connector.acknowledge(page)
-                report.pages += 1
+            async with self._pages(checkpoint) as pages:
+                await self._store_pages(pages, source.id, context, report)
         except SourceUnavailable as error:
             report.error = str(error)
         async with transaction(self.sessions) as session:
@@ -342,6 +328,36 @@ class Poller:
             error=report.error,
         )
         return report
+
+    def _pages(
+        self, checkpoint: dict[str, Any] | None
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[Page]]:
+        pages = self.connector.pages(checkpoint)
+        if self.connector.reads_ahead:
+            return read_ahead(pages)
+        return contextlib.nullcontext(pages)
+
+    async def _store_pages(
+        self, pages: AsyncIterator[Page], source_id: int, context: Context, report: PollReport
+    ) -> None:
+        async for page in pages:
+            now = self.clock()
+            async with transaction(self.sessions) as session:
+                normalised = await normalise_records(
+                    session,
+                    source_id,
+                    self.settings.dialect,
+                    page.records,
+                    context=context,
+                    now=now,
+                )
+                report.add(await ingest(session, source_id, normalised, now))
+                if page.checkpoint is not None:
+                    await SourceRepository(session).save_checkpoint(
+                        source_id, page.checkpoint, now, CURSOR_STREAM
+                    )
+            await self.connector.acknowledge(page)
+            report.pages += 1
 
     async def _check_mapping(
         self, session: AsyncSession, source_id: int, context: Context, report: PollReport

@@ -16,6 +16,7 @@ import pytest
 from app.servers import free_port
 from app.simulators import DIALECTS, Dialect
 from tests.simulators.conftest import Clients, StartSimulator
+from tests.simulators.helpers import DOSSIERS
 
 HISTORY_FORM: dict[Dialect, tuple[str, ...]] = {
     "opencps": ("files", "actions"),
@@ -64,6 +65,26 @@ def test_settings_can_be_read_and_changed(start: StartSimulator, clients: Client
     for bad in ({"unmapped_share": 2}, {"seed": 4}, {"moves_per_list_request": -1}):
         assert control.http.patch("/_sim/settings", json=bad).status_code == 400, bad
     assert control.http.get("/_sim/settings").json() == changed
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_latency_delays_the_dialects_answers(
+    start: StartSimulator, clients: Clients, dialect: Dialect
+) -> None:
+    simulator = start(dialect, dossiers=3)
+    control = clients.control(simulator)
+    assert control.settings(latency_ms=400)["latency_ms"] == 400
+    began = time.monotonic()
+    if dialect == "opencps":
+        answer = clients.opencps(simulator).http.get(DOSSIERS)
+    elif dialect == "igate":
+        answer = clients.igate(simulator).token()
+    else:
+        answer = clients.dvclt(simulator).token()
+    assert answer.status_code == 200
+    assert time.monotonic() - began >= 0.4
+    assert control.http.patch("/_sim/settings", json={"latency_ms": -1}).status_code == 400
+    assert control.settings(latency_ms=0)["latency_ms"] == 0
 
 
 def test_stats_count_requests_mutations_and_the_queue(

@@ -13,6 +13,7 @@ from app.sync.connectors.base import (
     SourceAuthError,
     SourceRecord,
     SourceUnavailable,
+    read_ahead,
 )
 
 CONNECTORS: dict[str, type[Connector]] = {
@@ -61,4 +62,5 @@ __all__ = [
     "SourceUnavailable",
     "http_client",
     "make_connector",
+    "read_ahead",
 ]

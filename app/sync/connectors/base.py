@@ -9,6 +9,7 @@ only after what the messages carry is durably stored). Connectors do no database
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ def _transient(error: BaseException) -> bool:
 
 class Connector(ABC):
     dialect: ClassVar[str]
+    # Whether the next page may be fetched while the poll stage still stores this one. A
+    # cursor dialect's next page depends only on rows already read; a queue's does not
+    # move until the page is acknowledged, after its commit.
+    reads_ahead: ClassVar[bool] = True
     # Retries of one request before the poll gives up on the source for this round.
     attempts: int = 4
 
@@ -115,6 +120,46 @@ class Connector(ABC):
         """Fetch per-item details concurrently (bounded by the source's ``concurrency``:
         the semaphore sits around each HTTP call)."""
         return list(await asyncio.gather(*(fetch(item) for item in items)))
+
+
+@contextlib.asynccontextmanager
+async def read_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[AsyncIterator[Page]]:
+    """``pages`` fetched one page ahead of their consumer, in a task of their own.
+
+    The poll stage stores a page (normalising it and waiting on the database) while the
+    connector already waits on the source for the next one: the two waits overlap instead
+    of adding up. At most one finished page waits in the queue (and one more is being
+    fetched), so memory stays bounded by the page size. An error of the source reaches
+    the consumer where the sequence stops, after the pages fetched before it; leaving the
+    block stops the fetching (the source's cursor is the committed one, so a page fetched
+    but never stored is read again by the next poll).
+    """
+    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=1)
+
+    async def fetch() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as error:  # handed to the consumer, raised there
+            await queue.put(error)
+        else:
+            await queue.put(None)
+
+    async def fetched() -> AsyncIterator[Page]:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    fetcher = asyncio.create_task(fetch())
+    try:
+        yield fetched()
+    finally:
+        fetcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetcher
+        if isinstance(pages, AsyncGenerator):
+            await pages.aclose()
 
 
 class TokenAuth(httpx.Auth):

@@ -36,6 +36,7 @@ def auth(settings: SourceSettings, base_url: str) -> TokenAuth:
 
 class DVCLTConnector(Connector):
     dialect = "dvclt"
+    reads_ahead = False  # the queue lists the same messages until they are acknowledged
 
     def pages(self, checkpoint: dict[str, Any] | None) -> AsyncIterator[Page]:
         return self._pages()
