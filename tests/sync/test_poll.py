@@ -12,32 +12,22 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import create_session_factory, transaction
+from app.db import transaction
 from app.models import DossierRow, ProgressRow, QuarantineEntry, Source, SourceMessage, SyncState
 from app.repositories.sources import SourceRepository
 from app.simulators import Dialect
 from app.sync.connectors.base import Page, SourceUnavailable
 from app.sync.normalise.common import Catalogue
 from app.sync.poll import Poller, backoff_delay
-from tests.conftest import IsolatedDatabase
 from tests.sync.polling import (
     assert_matches_truth,
     poll_until_quiet,
     poller_for,
-    seed_catalogue,
     simulator,
     source_settings,
 )
 
 DIALECTS: list[Dialect] = ["opencps", "igate", "dvclt"]
-
-
-@pytest.fixture
-async def sessions(
-    migrated_database: IsolatedDatabase,
-) -> tuple[async_sessionmaker[AsyncSession], Catalogue]:
-    factory = create_session_factory(migrated_database.engine)
-    return factory, await seed_catalogue(factory)
 
 
 async def count(factory: async_sessionmaker[AsyncSession], model: type[Any]) -> int:

@@ -9,25 +9,14 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import create_session_factory
 from app.simulators import Dialect
 from app.sync.normalise.common import Catalogue
-from tests.conftest import IsolatedDatabase
 from tests.sync.polling import (
     assert_matches_truth,
     poll_until_quiet,
     poller_for,
-    seed_catalogue,
     simulator,
 )
-
-
-@pytest.fixture
-async def sessions(
-    migrated_database: IsolatedDatabase,
-) -> tuple[async_sessionmaker[AsyncSession], Catalogue]:
-    factory = create_session_factory(migrated_database.engine)
-    return factory, await seed_catalogue(factory)
 
 
 @pytest.mark.parametrize("dialect", ["opencps", "igate", "dvclt"])

@@ -10,17 +10,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import create_session_factory
 from app.simulators import Dialect
 from app.sync import poll
 from app.sync.connectors import Page, SourceRecord, SourceUnavailable, read_ahead
 from app.sync.normalise.common import Catalogue
-from tests.conftest import IsolatedDatabase
 from tests.sync.polling import (
     assert_matches_truth,
     poll_until_quiet,
     poller_for,
-    seed_catalogue,
     simulator,
 )
 
@@ -90,14 +87,6 @@ async def test_leaving_early_stops_the_fetching() -> None:
     fetched = len(source.fetched)
     await asyncio.sleep(0.05)
     assert len(source.fetched) == fetched <= 3  # the page handled, one queued, one held
-
-
-@pytest.fixture
-async def sessions(
-    migrated_database: IsolatedDatabase,
-) -> tuple[async_sessionmaker[AsyncSession], Catalogue]:
-    factory = create_session_factory(migrated_database.engine)
-    return factory, await seed_catalogue(factory)
 
 
 LIST_PATHS: dict[Dialect, str] = {
