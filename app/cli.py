@@ -276,7 +276,7 @@ def serve(config: ConfigOption = None) -> None:
         raise typer.Exit(2) from None
     server = GracefulServer(
         uvicorn.Config(
-            create_app(settings, pipeline=True),
+            create_app(settings, pipeline=True, settle=True),
             log_config=None,
             log_level=settings.logging.level.lower(),
             lifespan="on",

@@ -55,6 +55,7 @@ from app.mockportal.app import MockPortalSettings
 from app.mockportal.server import BackgroundMockPortal
 from app.models import DossierRow, QuarantineEntry, Source, SyncState, SyncStatus
 from app.repositories.catalogue import CatalogueRepository
+from app.runtime import settle_heap
 from app.simulators import BackgroundSimulator, SimulatorSettings
 from app.simulators.settings import DEFAULT_UNITS, DIALECTS, Dialect
 from app.sync.engine import Engine
@@ -691,8 +692,10 @@ def print_report(result: DemoResult, console: Console) -> None:
 async def run_demo(
     options: DemoOptions | None = None, console: Console | None = None
 ) -> DemoResult:
-    """Start everything, sync to 100% (or time out), stop everything."""
+    """Start everything, sync to 100% (or time out), stop everything. (The command's
+    own process: once started, its heap is settled, as ``serve``'s and ``worker``'s.)"""
     async with Demo(options, console) as demo:
+        settle_heap()
         return await demo.run()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -32,6 +33,23 @@ log = get_logger("dossier_sync.runtime")
 STOP_TIMEOUT_S = 30.0  # how long the round in flight may take to finish on SIGTERM
 DATABASE_CHECK_TIMEOUT_S = 5.0
 UPGRADE_HINT = "run `dossier-sync db upgrade`"
+
+
+def settle_heap() -> None:
+    """Collect the start-up garbage, then move every object still alive — modules,
+    classes, schemas, the engine just built — out of the cyclic garbage collector's
+    reach (``gc.freeze``).
+
+    The pipeline allocates many short-lived objects with reference cycles (HTTP
+    requests, retry states, ORM rows), so full collections run often, and each one
+    walked the whole start-up heap again: about a fifth of the engine's CPU
+    (docs/benchmarks.md, 2026-12-07). What is frozen is never freed, which is what
+    start-up objects are for anyway; later garbage is collected as before. Only for a
+    process's own start (``serve``, ``worker``, ``demo``): called in a test process it
+    would keep every test's objects alive."""
+    gc.collect()
+    gc.freeze()
+    log.info("heap settled", frozen_objects=gc.get_freeze_count())
 
 
 def owner_name(role: str) -> str:
@@ -102,12 +120,15 @@ async def running_service(
     stop_timeout_s: float = STOP_TIMEOUT_S,
     database: AsyncEngine | None = None,
     exposed: bool = True,
+    settle: bool = False,
 ) -> AsyncIterator[Service]:
     """Open the database, start the metrics refresh and (``pipeline``) the engine; on
     exit stop them in order (see the module docstring). ``database``: an engine the
     caller owns (tests, embedding) instead of one on ``settings.database_url``.
     ``exposed=False``: nobody scrapes this process (a worker without a metrics port), so
-    it reads no database gauges — the 766 reports among them are not free."""
+    it reads no database gauges — the 766 reports among them are not free.
+    ``settle``: the process is this service's own (a command, not a test): once started,
+    :func:`settle_heap`."""
     db = database or create_engine(settings.database_url)
     sessions = create_session_factory(db)
     service = Service(settings, db, sessions, metrics or Metrics(), refresh_interval_s)
@@ -138,6 +159,8 @@ async def running_service(
                     name="metrics-refresh",
                 )
             )
+        if settle:
+            settle_heap()
         yield service
     finally:
         stop.set()
@@ -180,7 +203,12 @@ async def run_worker(settings: Settings, *, stop_timeout_s: float = STOP_TIMEOUT
     Returns the exit status (0 after a signal, 1 if the engine died)."""
     stop = _stop_on_signals()
     async with running_service(
-        settings, pipeline=True, role="worker", stop_timeout_s=stop_timeout_s, exposed=False
+        settings,
+        pipeline=True,
+        role="worker",
+        stop_timeout_s=stop_timeout_s,
+        exposed=False,
+        settle=True,
     ) as service:
         assert service.engine_task is not None  # noqa: S101 - pipeline=True
         await _first(stop, service.engine_task)
@@ -205,7 +233,7 @@ async def run_worker_with_metrics(
         return 2
     stop = _stop_on_signals()
     async with running_service(
-        settings, pipeline=True, role="worker", stop_timeout_s=stop_timeout_s
+        settings, pipeline=True, role="worker", stop_timeout_s=stop_timeout_s, settle=True
     ) as service:
         assert service.engine_task is not None  # noqa: S101 - pipeline=True
         server = EmbeddedServer(

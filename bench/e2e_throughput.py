@@ -70,6 +70,7 @@ from app.domain.agency import unit_of_dossier
 from app.logs import configure_logging
 from app.mockportal.testing import MockPortalControl
 from app.models import DossierRow, ProgressRow
+from app.runtime import settle_heap
 from app.servers import free_port
 from app.simulators import BackgroundSimulator, SimulatorSettings
 from app.simulators.settings import DEFAULT_UNITS, DIALECTS, Dialect
@@ -402,6 +403,7 @@ async def end_to_end(database_url: str, running: Servers, profile: Path | None) 
                 checker,
             )
             engine = Engine(settings, sessions, owner="bench")
+            settle_heap()  # as the service's commands do once started
             stop = asyncio.Event()
             profiler = cProfile.Profile() if profile else None
             await meter.begin()

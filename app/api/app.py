@@ -46,10 +46,12 @@ def create_app(
     refresh_interval_s: float = DEFAULT_REFRESH_S,
     stop_timeout_s: float = STOP_TIMEOUT_S,
     database: AsyncEngine | None = None,
+    settle: bool = False,
 ) -> FastAPI:
     """The API app. ``pipeline``: run the sync engine (pollers, pushers, read-back) in
     the lifespan too, as ``serve`` does. ``database``: an engine the caller owns (tests)
-    instead of one on ``settings.database_url``."""
+    instead of one on ``settings.database_url``. ``settle``: the process is ``serve``'s
+    own (see :func:`app.runtime.settle_heap`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +62,7 @@ def create_app(
             refresh_interval_s=refresh_interval_s,
             stop_timeout_s=stop_timeout_s,
             database=database,
+            settle=settle,
         ) as service:
             app.state.service = service
             yield
