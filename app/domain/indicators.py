@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.domain.agency import agency_of_dossier
-from app.domain.dates import VN_TZ
+from app.domain.dates import from_fourteen_digits
 from app.domain.periods import Period
 from app.domain.status import DossierStatus
 
@@ -227,22 +227,12 @@ def facts_from_state(
 
 
 def _date(value: object) -> datetime | None:
-    """A stored ``yyyyMMddHHmmss`` date, as :func:`parse_portal_datetime` reads it.
-
-    Sliced rather than parsed with ``strptime`` (ten times slower): a report reads three
-    dates of every dossier of its period."""
+    """A stored ``yyyyMMddHHmmss`` date, as :func:`parse_portal_datetime` reads it (a
+    report reads three dates of every dossier of its period)."""
     if not isinstance(value, str) or len(value) != 14 or not (value.isascii() and value.isdigit()):
         return None
     try:
-        return datetime(
-            int(value[0:4]),
-            int(value[4:6]),
-            int(value[6:8]),
-            int(value[8:10]),
-            int(value[10:12]),
-            int(value[12:14]),
-            tzinfo=VN_TZ,
-        )
+        return from_fourteen_digits(value)
     except ValueError:
         return None
 

@@ -16,7 +16,12 @@ from app.domain import (
     parse_dossier,
     parse_portal_datetime,
 )
-from app.domain.dates import PortalDateError
+from app.domain.dates import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    PORTAL_DATE_FORMAT,
+    PortalDateError,
+)
 
 from .factories import FUZZ, PROPERTY, issue_summary, valid_dossier, valid_progress
 
@@ -147,6 +152,28 @@ def test_parse_then_format_gives_the_same_text(text: str) -> None:
     except PortalDateError:
         return
     assert format_portal_datetime(parsed) == text
+
+
+@FUZZ
+@given(DIGITS_14 | CALENDAR_LIKE)
+def test_parse_reads_fourteen_digits_as_strptime_does(text: str) -> None:
+    """The sliced parse names the same moment as ``strptime`` with the portal's format,
+    and refuses what it refuses."""
+    try:
+        expected: datetime | None = datetime.strptime(text, PORTAL_DATE_FORMAT).replace(
+            tzinfo=VN_TZ
+        )
+    except ValueError:
+        expected = None
+    try:
+        parsed: datetime | None = parse_portal_datetime(text)
+    except PortalDateError:
+        parsed = None
+    if expected is not None and not EARLIEST_YEAR <= expected.year <= LATEST_YEAR:
+        expected = None  # outside the contract's year window: refused on purpose
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.tzinfo is VN_TZ
 
 
 @FUZZ
