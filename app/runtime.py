@@ -42,7 +42,7 @@ def settle_heap() -> None:
 
     The pipeline allocates many short-lived objects with reference cycles (HTTP
     requests, retry states, ORM rows), so full collections run often, and each one
-    walked the whole start-up heap again: about a fifth of the engine's CPU
+    walked the whole start-up heap again: a tenth to a fifth of the engine's CPU
     (docs/benchmarks.md, 2026-12-07). What is frozen is never freed, which is what
     start-up objects are for anyway; later garbage is collected as before. Only for a
     process's own start (``serve``, ``worker``, ``demo``): called in a test process it
