@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.servers import BackgroundServer, GracefulServer
 from app.simulators import control, dvclt, igate, opencps
-from app.simulators.core import Simulator, SourceError, TruthEntry
+from app.simulators.core import Simulator, SourceError, TruthEntry, simulator_of
 from app.simulators.settings import DIALECTS, Dialect, SimulatorSettings
 from app.simulators.world import World
 
@@ -47,7 +47,7 @@ async def _bad_parameters(_request: Request, exc: Exception) -> Response:
 
 async def _latency(request: Request) -> None:
     """The configured network delay, before the dialect's endpoint answers."""
-    delay_ms = request.app.state.simulator.settings.latency_ms
+    delay_ms = simulator_of(request).settings.latency_ms
     if delay_ms:
         await asyncio.sleep(delay_ms / 1000)
 
