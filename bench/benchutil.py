@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +28,11 @@ def add_database_url_argument(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DATABASE_URL,
         help="a PostgreSQL server to create throwaway databases on",
     )
+
+
+def machine() -> str:
+    """The line each script ends with: what its figures were measured on."""
+    return f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)"
 
 
 @contextlib.asynccontextmanager

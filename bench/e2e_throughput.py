@@ -58,7 +58,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from benchutil import DEFAULT_DATABASE_URL
+from benchutil import DEFAULT_DATABASE_URL, machine
 from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -755,7 +755,7 @@ def main() -> None:
         uvloop.run(bench(args))
     else:
         asyncio.run(bench(args))
-    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(machine())
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from benchutil import add_database_url_argument, fresh_database, wait_for
+from benchutil import add_database_url_argument, fresh_database, machine, wait_for
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -345,7 +345,7 @@ async def bench(args: argparse.Namespace) -> None:
         f"{p99 / floor:.0f}×"
     )
     print(f"target p99 ≤ {target:g} s: {'met' if p99 <= target else 'NOT met'}")
-    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(machine())
 
 
 def main() -> None:

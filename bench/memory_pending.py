@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from benchutil import add_database_url_argument, fresh_database, wait_for
+from benchutil import add_database_url_argument, fresh_database, machine, wait_for
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -204,7 +204,7 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"backlog / empty (peak):   {peak / base_peak:5.2f}×")
     verdict = "met" if peak <= TARGET_MB else "NOT met"
     print(f"target ≤ {TARGET_MB:.0f} MB per worker: {verdict}")
-    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(machine())
 
 
 def main() -> None:

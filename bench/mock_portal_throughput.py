@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from benchutil import machine
 
 from app.mockportal.server import free_port
 
@@ -165,7 +165,7 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(machine())
 
 
 if __name__ == "__main__":

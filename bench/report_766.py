@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 
-from benchutil import add_database_url_argument, fresh_database
+from benchutil import add_database_url_argument, fresh_database, machine
 from memory_pending import UNIT, fill
 from sqlalchemy import select
 
@@ -102,7 +100,7 @@ async def bench(args: argparse.Namespace) -> None:
         f"  [runs: {', '.join(f'{s:.2f}' for s in report)}]"
     )
     print(f"report / baseline:      {full / base:5.2f}×")
-    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(machine())
 
 
 def main() -> None:

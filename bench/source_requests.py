@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from benchutil import wait_for
+from benchutil import machine, wait_for
 
 from app.config import SourceSettings
 from app.servers import free_port
@@ -111,7 +110,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
         print(
             f"{name:40s} {cpu_us:6.0f} µs CPU a request   {rate:6.0f}/s   {cpu_us / baseline:4.2f}×"
         )
-    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print(machine())
 
 
 def main() -> None:
