@@ -37,6 +37,7 @@ from app.sync.connectors import http_client, make_connector
 from app.sync.connectors.base import TokenAuth
 
 SEARCH = "/pa/dossier/search"
+HISTORY = "/pa/dossier/{}/--history"
 
 
 def settings(url: str, concurrency: int) -> SourceSettings:
@@ -78,16 +79,16 @@ async def bench(url: str, args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession(url, headers=headers) as session:
 
             async def through_connector(record_id: str) -> Any:
-                return await connector.get_json(f"/pa/dossier/{record_id}/--history")
+                return await connector.get_json(HISTORY.format(record_id))
 
             async def plain_httpx(record_id: str) -> Any:
                 async with limit:
-                    response = await http.get(f"/pa/dossier/{record_id}/--history")
+                    response = await http.get(HISTORY.format(record_id))
                 response.raise_for_status()
                 return response.json()
 
             async def plain_aiohttp(record_id: str) -> Any:
-                async with limit, session.get(f"/pa/dossier/{record_id}/--history") as answer:
+                async with limit, session.get(HISTORY.format(record_id)) as answer:
                     answer.raise_for_status()
                     return await answer.json()
 
