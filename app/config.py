@@ -267,8 +267,9 @@ class SyncSettings(BaseModel):
         default=4,
         ge=1,
         le=64,
-        description="Units one process pushes to in parallel; a push round claims up to "
-        "`portal.max_batch` × this many dossiers.",
+        description="Batches one process pushes at once (each up to `portal.max_batch` "
+        "dossiers of one unit, then their progress records; several may be of the same "
+        "unit): a push round claims up to `portal.max_batch` × this many dossiers.",
     )
     lease_s: float = Field(
         default=60.0,

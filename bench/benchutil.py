@@ -1,6 +1,7 @@
-"""What several bench scripts share: throwaway PostgreSQL databases and waiting for a
-process they started to answer HTTP. (Imported by scripts run as ``python bench/X.py``,
-whose directory is then first on ``sys.path``.)"""
+"""What several bench scripts share: throwaway PostgreSQL databases, the service's
+commands run as processes of their own, and waiting for them to answer HTTP. (Imported
+by scripts run as ``python bench/X.py``, whose directory is then first on
+``sys.path``.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -63,3 +65,39 @@ def wait_for(url: str, child: subprocess.Popen[bytes], timeout_s: float = 60) ->
             time.sleep(0.1)
         else:
             return
+
+
+def service_env() -> dict[str, str]:
+    """This process's environment without ``DOSSIER_SYNC_*``: a command started with it
+    reads its configuration file only, not the settings of whoever runs the bench."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+
+
+@contextlib.contextmanager
+def app_process(command: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m app COMMAND…`` in a process of its own, once ``ready_url`` answers;
+    terminated (killed if it must) when the block ends."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app", *command],
+        env=service_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(ready_url, child)
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def ingest_key(config: Path, unit: str) -> str:
+    """A new ingest key of ``unit``, from ``dossier-sync keys create`` (printed once)."""
+    command = [sys.executable, "-m", "app", "keys", "create", "--unit", unit]
+    command += ["--scope", "ingest", "--config", str(config)]
+    created = subprocess.run(command, env=service_env(), capture_output=True, text=True, check=True)
+    return created.stdout.strip().splitlines()[-1]

@@ -20,8 +20,17 @@ of its own in a PostgreSQL database (dropped afterwards). Then, from this proces
    of them, one dossier at a time: ``TraCuuHoSo``, ``DongBoHoSoMC`` (create, or update
    when found), then one ``CapNhatTienDoHoSoMC`` with its progress records.
 
-Each prints changes (dossiers) per second, and the ratios of the first to the other two
-(targets: ≥ 0.7× the raw push, ≥ 30× the sequential sync). It also prints the CPU time
+4. pushed end to end: the same dossiers and progress records sent by their "sources" (this
+   process) to the service's push API instead of being polled — a batch of 500 dossiers
+   of one unit, then their progress records, ``--concurrency`` such sequences at once —
+   to one ``dossier-sync serve`` (and ``--push-workers`` worker processes) on a database
+   of its own, clocked from the first call to the last acknowledgement. The same
+   pipeline from the store on, without the reading of the sources: so its ratio to the
+   raw push shows what the pipeline itself costs.
+
+Each prints changes (dossiers) per second, and the ratios of the end-to-end runs to the
+raw push and the sequential sync (targets: ≥ 0.7× the raw push, ≥ 30× the sequential
+sync). It also prints the CPU time
 each party used during the end-to-end run and the requests the connectors made to the
 sources, which is where that run's time goes. ``--latency-ms`` delays every portal
 answer (a mock-portal fault rule, the same for all three runs) as a network would;
@@ -54,11 +63,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from benchutil import DEFAULT_DATABASE_URL, machine
+from benchutil import DEFAULT_DATABASE_URL, app_process, ingest_key, machine, service_env
 from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -89,6 +98,7 @@ BATCH = 100
 CHECK_EVERY_S = 0.1
 TIMEOUT_S = 600.0
 APPLICATION = "dossier-sync-bench"  # the engine's connections, to find their backends
+T = TypeVar("T")
 
 
 # --- the servers ---------------------------------------------------------------------
@@ -315,6 +325,7 @@ class EndToEnd:
     payloads: list[Payload]
     cpu: dict[str, float]
     source_requests: int
+    sent_s: float | None = None  # pushed: until the last call to the push API was answered
 
     @property
     def progress(self) -> int:
@@ -440,8 +451,10 @@ def _toml(settings: dict[str, Any]) -> str:
     def scalar(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)  # a TOML basic string / number / array
 
-    lines = [f"database_url = {scalar(settings['database_url'])}", "", "[portal]"]
-    lines.append(f"base_url = {scalar(settings['portal']['base_url'])}")
+    lines = [f"database_url = {scalar(settings['database_url'])}", ""]
+    if "api" in settings:
+        lines += ["[api]"] + [f"{k} = {scalar(v)}" for k, v in settings["api"].items()] + [""]
+    lines += ["[portal]", f"base_url = {scalar(settings['portal']['base_url'])}"]
     for account in settings["portal"]["accounts"]:
         lines += ["", "[[portal.accounts]]"] + [f"{k} = {scalar(v)}" for k, v in account.items()]
     for source in settings["sources"]:
@@ -490,7 +503,7 @@ async def end_to_end_workers(database_url: str, running: Servers, workers: int) 
             with tempfile.TemporaryDirectory() as directory:
                 config = Path(directory) / "workers.toml"
                 config.write_text(_toml(values))
-                env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
+                env = service_env()
                 command = [sys.executable, "-m", "app", "worker", "--config", str(config)]
                 children: list[subprocess.Popen[bytes]] = []
                 meter: CpuMeter | None = None
@@ -541,6 +554,113 @@ async def _wait_done_processes(
         if time.monotonic() > deadline:
             raise SystemExit(f"end to end: not done after {TIMEOUT_S:g} s: {dict(row)}")
         await asyncio.sleep(CHECK_EVERY_S)
+
+
+# --- 1c. end to end, the sources pushing ---------------------------------------------
+
+
+INGEST_BATCH = 500  # the API's most items a call
+
+
+async def _ingest(
+    base: str, keys: dict[str, str], payloads: Sequence[Payload], concurrency: int
+) -> None:
+    """``payloads`` to the service's push API as their sources would send them: a batch
+    of :data:`INGEST_BATCH` dossiers of one unit, then those dossiers' progress records
+    (a step is refused before its dossier is stored), ``concurrency`` such sequences at
+    once; exits unless every item is accepted."""
+    by_unit: dict[str, list[Payload]] = {}
+    for payload in payloads:
+        by_unit.setdefault(payload.unit, []).append(payload)
+    async with _client(base, concurrency) as http:
+
+        async def send(unit: str, path: str, body: dict[str, list[dict[str, Any]]]) -> int:
+            (items,) = body.values()
+            answer = await http.post(
+                path, json=body, headers={"Authorization": f"Bearer {keys[unit]}"}
+            )
+            if answer.status_code != 202 or answer.json()["accepted"] != len(items):
+                raise SystemExit(f"ingest {path}: {answer.status_code} {answer.text[:500]}")
+            return len(items)
+
+        def job(unit: str, chunk: Sequence[Payload]) -> Callable[[], Awaitable[int]]:
+            async def run() -> int:
+                sent = await send(
+                    unit, "/api/v1/dossiers", {"dossiers": [p.dossier for p in chunk]}
+                )
+                for records in _chunks([r for p in chunk for r in p.progress], INGEST_BATCH):
+                    sent += await send(unit, "/api/v1/progress", {"records": list(records)})
+                return sent
+
+            return run
+
+        await _in_flight(
+            concurrency,
+            [
+                job(unit, chunk)
+                for unit, items in by_unit.items()
+                for chunk in _chunks(items, INGEST_BATCH)
+            ],
+        )
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def end_to_end_pushed(
+    database_url: str, running: Servers, payloads: Sequence[Payload], workers: int, concurrency: int
+) -> EndToEnd:
+    """The same dossiers and progress records, this time sent by their sources to the
+    service's push API (``POST /api/v1/dossiers``, then ``/api/v1/progress``) instead of
+    polled: one ``dossier-sync serve`` (API, pushers, read-back) and ``workers`` worker
+    processes on a database of their own. The clock runs from the first call sent until
+    every dossier is acknowledged at the portal with all its progress."""
+    async with bench_database(database_url) as (url, name):
+        plain = url.render_as_string(hide_password=False)
+        database = create_engine(plain)
+        try:
+            await migrate.run_on(database, "upgrade", "head")
+        finally:
+            await database.dispose()
+        port = free_port()
+        values = configuration(plain, running.portal, []) | {"api": {"port": port}}
+        with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+            config = Path(directory) / "serve.toml"
+            config.write_text(_toml(values))
+            keys = {unit: ingest_key(config, unit) for unit in UNITS.values()}
+            base = f"http://127.0.0.1:{port}"
+            serve = ["serve", "--config", str(config)]
+            children = [stack.enter_context(app_process(serve, f"{base}/readyz"))]
+            for _ in range(workers):
+                metrics = free_port()
+                worker = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
+                ready = f"http://127.0.0.1:{metrics}/readyz"
+                children.append(stack.enter_context(app_process(worker, ready)))
+            checker = await asyncpg.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False)
+            )
+            try:
+                processes = "serve" + (f" + {workers} workers" if workers else "")
+                meter = CpuMeter(
+                    {
+                        processes: [c.pid for c in children],
+                        "this process (the sources)": [os.getpid()],
+                        "mock portal": [running.portal_pid],
+                    },
+                    checker,
+                    database=name,
+                )
+                await meter.begin()
+                started = time.perf_counter()
+                await _ingest(base, keys, payloads, concurrency)
+                sent_s = time.perf_counter() - started
+                await _wait_done_processes(checker, len(payloads), children)
+                seconds = time.perf_counter() - started
+                cpu = await meter.end()
+            finally:
+                await checker.close()
+    return EndToEnd(len(payloads), seconds, list(payloads), cpu, 0, sent_s)
 
 
 # --- 2. and 3.: straight to the portal -----------------------------------------------
@@ -682,6 +802,10 @@ async def bench(args: argparse.Namespace) -> None:
             _reset(control, args.latency_ms)
             raw_s = await raw_push(running.portal, e2e.payloads, args.concurrency)
             _reset(control, args.latency_ms)
+            pushed = await end_to_end_pushed(
+                args.database_url, running, e2e.payloads, args.push_workers, args.concurrency
+            )
+            _reset(control, args.latency_ms)
             one_by_one = e2e.payloads[: args.sequential]
             sequential_s = await sequential(running.portal, one_by_one)
         finally:
@@ -705,9 +829,17 @@ async def bench(args: argparse.Namespace) -> None:
         f"sequential sync      {sequential_rate:8.1f} changes/s   "
         f"({sequential_s:.2f} s for {len(one_by_one)})"
     )
+    pushed_rate = pushed.dossiers / pushed.seconds
+    print(
+        f"end to end, pushed   {pushed_rate:8.0f} changes/s   ({pushed.seconds:.2f} s, all sent "
+        f"and stored after {pushed.sent_s or 0:.2f} s: the sources sending to the push API)"
+    )
     print(f"end to end / raw push:     {e2e_rate / raw_rate:6.2f}×   (target ≥ 0.7×)")
     print(f"end to end / sequential:   {e2e_rate / sequential_rate:6.1f}×   (target ≥ 30×)")
+    print(f"pushed end to end / raw push: {pushed_rate / raw_rate:6.2f}×")
+    print(f"pushed end to end / sequential: {pushed_rate / sequential_rate:6.1f}×")
     print("end-to-end CPU time: " + ", ".join(f"{n} {s:.1f} s" for n, s in e2e.cpu.items()))
+    print("pushed, CPU time: " + ", ".join(f"{n} {s:.1f} s" for n, s in pushed.cpu.items()))
     print(
         f"requests to the sources: {e2e.source_requests} "
         f"({e2e.source_requests / e2e.dossiers:.1f} per dossier)"
@@ -743,6 +875,12 @@ def main() -> None:
         type=int,
         default=0,
         help="end to end in this many `dossier-sync worker` processes (0: in this process)",
+    )
+    parser.add_argument(
+        "--push-workers",
+        type=int,
+        default=0,
+        help="the pushed end-to-end run: this many `dossier-sync worker` processes beside serve",
     )
     parser.add_argument(
         "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the engine's event loop"

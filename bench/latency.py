@@ -28,20 +28,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from benchutil import add_database_url_argument, fresh_database, machine, wait_for
+from benchutil import (
+    add_database_url_argument,
+    app_process,
+    fresh_database,
+    ingest_key,
+    machine,
+)
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -85,26 +87,6 @@ def dossier(n: int, day: str) -> dict[str, Any]:
         "DuocThanhToanTrucTuyen": 0,
         "DonViXuLy": "Ủy ban nhân dân phường Ba Đình",
     }
-
-
-@contextlib.contextmanager
-def started(command: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "app", *command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(ready_url, child)
-        yield child
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
 
 
 def config_text(
@@ -169,20 +151,11 @@ async def baseline_round_trip(portal: str) -> float:
 def start_service(stack: contextlib.ExitStack, config: Path, base: str, workers: int) -> None:
     """``serve`` and ``workers`` worker processes on ``config``, each stopped with
     ``stack``."""
-    stack.enter_context(started(["serve", "--config", str(config)], f"{base}/readyz"))
+    stack.enter_context(app_process(["serve", "--config", str(config)], f"{base}/readyz"))
     for _ in range(workers):
         metrics = free_port()
         command = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
-        stack.enter_context(started(command, f"http://127.0.0.1:{metrics}/readyz"))
-
-
-def create_key(config: Path) -> str:
-    """An ingest key of the unit, from ``dossier-sync keys create`` (printed once)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
-    command = [sys.executable, "-m", "app", "keys", "create", "--unit", UNIT]
-    command += ["--scope", "ingest", "--config", str(config)]
-    created = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return created.stdout.strip().splitlines()[-1]
+        stack.enter_context(app_process(command, f"http://127.0.0.1:{metrics}/readyz"))
 
 
 async def push_mode(
@@ -193,7 +166,7 @@ async def push_mode(
     with tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "serve.toml"
         config.write_text(config_text(database_url, portal, port, None, 2.0))
-        key = create_key(config)
+        key = ingest_key(config, UNIT)
         base = f"http://127.0.0.1:{port}"
         with contextlib.ExitStack() as stack:
             start_service(stack, config, base, args.workers)
@@ -243,7 +216,7 @@ async def poll_mode(
     command = ["simulate", "igate", "--port", str(sim_port), "--clean", "--unit", UNIT]
     command += ["--dossiers", str(args.dossiers), "--changes-per-second", "0"]
     command += ["--log-level", "warning"]
-    with started(command, f"{source}/_sim/stats"), tempfile.TemporaryDirectory() as directory:
+    with app_process(command, f"{source}/_sim/stats"), tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "serve.toml"
         config.write_text(config_text(database_url, portal, api_port, source, args.poll_interval))
         base = f"http://127.0.0.1:{api_port}"
@@ -310,7 +283,7 @@ async def bench(args: argparse.Namespace) -> None:
     portal = f"http://127.0.0.1:{portal_port}"
     command = ["mock-portal", "--port", str(portal_port), "--rate", "1000000"]
     command += ["--burst", "1000000", "--log-level", "warning"]
-    with started(command, f"{portal}/openapi.json"):
+    with app_process(command, f"{portal}/openapi.json"):
         floor = await baseline_round_trip(portal)
         async with fresh_database(args.database_url, "dossier_sync_lat") as database_url:
             engine = create_engine(database_url)

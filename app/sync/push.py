@@ -133,7 +133,8 @@ class Pusher:
         self.owner = owner or f"pusher-{uuid.uuid4().hex[:12]}"
         self.max_batch = max_batch
         self.clock = clock
-        self._units = asyncio.Semaphore(settings.push_concurrency)
+        # Lanes (batches of one unit's dossiers, each with its own calls) in flight at once.
+        self._lanes = asyncio.Semaphore(settings.push_concurrency)
         self.observer: Observer = observer or NullObserver()
         # Event-loop time until which every lease of the current round is surely this
         # pusher's (set at the claim, moved on by each renewal): before it, a portal call
@@ -211,7 +212,19 @@ class Pusher:
     # --- one unit's work -------------------------------------------------------------
 
     async def _unit(self, unit: str, works: list[Work], report: PushReport) -> None:
-        async with self._units:
+        """The unit's dossiers in lanes of at most one batch each, pushed side by side.
+
+        A dossier is in one lane only, and its lane sends its state before its progress,
+        in order, so per-dossier order holds whatever the lanes' interleaving; between
+        different dossiers the portal imposes none. One after another, a busy unit's
+        round would wait out a portal round trip per batch (most rounds hold one unit:
+        the claim takes the oldest changes, which come from one source at a time).
+        """
+        lanes = _chunks(works, self.max_batch)
+        await asyncio.gather(*(self._lane(unit, list(lane), report) for lane in lanes))
+
+    async def _lane(self, unit: str, works: list[Work], report: PushReport) -> None:
+        async with self._lanes:
             await self._push_states(unit, works, report)
             await self._deliver_progress(unit, works, report)
 

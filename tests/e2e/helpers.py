@@ -67,6 +67,7 @@ def e2e_settings(
     max_attempts: int = 12,
     backoff_initial_s: float = 0.2,
     backoff_max_s: float = 0.8,
+    push_concurrency: int = 4,
 ) -> Settings:
     """Settings as an operator would write them, scaled down for a test: an account per
     unit at the mock (username = unit code, password ``demo``), small batches so that a
@@ -88,6 +89,7 @@ def e2e_settings(
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
             lease_s=60.0,
+            push_concurrency=push_concurrency,
         ),
     )
 

@@ -4,7 +4,9 @@ order it happened, and "synced" only once read-back has seen it."""
 
 from __future__ import annotations
 
-from app.mockportal.testing import MockPortalHandle
+from datetime import datetime, timedelta
+
+from app.mockportal.testing import MockPortalControl, MockPortalHandle
 from app.models import SyncStatus
 from app.sync.normalise.common import Context, StatusMap
 from tests.e2e.conftest import Store
@@ -21,6 +23,7 @@ from tests.e2e.helpers import (
     assert_store_matches_sources,
     digest,
     e2e_settings,
+    journal,
     per_dossier,
     portal_copy,
     running,
@@ -179,3 +182,61 @@ async def test_progress_reaches_the_portal_in_the_order_it_happened(
             several += len({i.entry for i in delivered.get(code, [])}) > 1
     assert several >= 5, "steps of a dossier must have come over several calls"
     assert_conformant(control)
+
+
+async def test_a_busy_units_batches_are_at_the_portal_side_by_side_each_dossier_in_order(
+    store: Store, mock_portal: MockPortalHandle
+) -> None:
+    """A round's batches go out at once (lanes), several of the same unit, not each
+    after the previous one's answer; never more than ``push_concurrency`` at a time; and
+    every dossier still arrives whole, with its progress in order."""
+    control = mock_portal.control
+    latency_ms = 400.0  # long beside the client's own work: lanes overlap by far
+    control.add_fault(
+        selector={"service": SYNC},
+        action={"type": "latency", "latency_ms": latency_ms},
+        schedule={"kind": "always"},
+    )
+    two_units = (UNITS[0], UNITS[1])
+    with simulator("igate", dossiers=24, seed=12, units=two_units) as (sim, sim_control):
+        settings = e2e_settings(
+            store.url,
+            mock_portal.url,
+            [source_settings("igate", sim.url)],
+            max_batch=4,
+            push_concurrency=3,
+        )
+        async with running(settings, store.sessions, mock_portal) as harness:
+            await harness.poll_until_quiet()
+            assert harness.engine.pusher is not None
+            first = await harness.engine.pusher.push_once()
+            assert first.claimed == 12  # max_batch × push_concurrency
+            first_round = creates(control)
+            await harness.settle()
+            await assert_store_matches_sources(
+                harness, store.catalogue, [("igate", sim_control.truth())]
+            )
+            stored = await harness.stored()
+
+    # Twelve dossiers of two units in batches of four: more lanes than may run at once.
+    assert len(first_round) >= 4, first_round
+    spans = creates(control)
+    at_once = [[other for other in spans if other[0] <= start < other[1]] for start, _, _ in spans]
+    assert max(map(len, at_once)) == 3, f"not push_concurrency calls at once: {spans}"
+    assert any(len({unit for _, _, unit in calls}) < len(calls) for calls in at_once), (
+        f"no unit had two batches at the portal at once: {spans}"
+    )
+    assert {unit for _, _, unit in spans} == set(two_units)
+    assert_all_synced(stored)
+    assert_portal_holds(control, stored.values())
+    assert_conformant(control, units=two_units)
+
+
+def creates(control: MockPortalControl) -> list[tuple[datetime, datetime, str]]:
+    """The ``DongBoHoSoMC`` calls in the journal: (arrived, answered, unit)."""
+    spans = []
+    for entry in journal(control, service=SYNC):
+        if entry["endpoint"] == "integration":
+            at = datetime.fromisoformat(entry["at"])
+            spans.append((at, at + timedelta(milliseconds=entry["latency_ms"]), entry["unit"]))
+    return sorted(spans)
