@@ -152,6 +152,22 @@ class PortalSettings(BaseModel):
         description="Most items in one `DongBoHoSoMC` or `CapNhatTienDoHoSoMC` call (the "
         f"contract allows {MAX_BATCH_ITEMS}).",
     )
+    rate_limit_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        description="Requests a second this process sends to the portal for each unit at "
+        "most, counting every call and retry (the portal's token bucket is 50 a second per "
+        "`dstcode`, contract §7; beyond it the portal answers 429 and the unit waits out "
+        "its `Retry-After`). Each process paces itself: with N processes pushing for one "
+        "unit, set the portal's rate ÷ N.",
+    )
+    rate_limit_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Requests for one unit this process may send at once before "
+        "`rate_limit_per_s` applies (the portal's bucket holds 100; a smaller burst leaves "
+        "it room for the time requests spend on their way).",
+    )
     accounts: list[PortalAccount] = Field(
         default_factory=list,
         description="The portal accounts, one per top-level unit the deployment syncs for "

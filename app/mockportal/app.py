@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.domain.codes import MAX_BODY_BYTES, ErrorCode
+from app.domain.ratelimit import RateLimiter
 from app.logs import get_logger
 from app.mockportal import openapi
 from app.mockportal.core import (
@@ -43,7 +44,7 @@ from app.mockportal.journal import (
     outcome_of,
 )
 from app.mockportal.persistence import Persistence
-from app.mockportal.ratelimit import RateLimiter, retry_after_header
+from app.mockportal.ratelimit import retry_after_header
 
 log = get_logger("mockportal")
 

@@ -39,6 +39,7 @@ from tenacity.stop import stop_base
 
 from app.config import PortalSettings
 from app.domain.codes import MAX_BATCH_ITEMS, ErrorCode
+from app.domain.ratelimit import RateLimiter
 from app.logs import get_logger
 from app.sync.observe import NullObserver, Observer
 
@@ -217,6 +218,8 @@ class PortalClient:
         self._accounts = {a.unit: a for a in settings.accounts}
         self._sessions: dict[str, str] = {}
         self._not_before: dict[str, float] = {}  # unit → monotonic time (Retry-After)
+        # unit → the requests this process sends it, paced under the portal's bucket.
+        self._pace = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self._login_locks: dict[str, asyncio.Lock] = {}
         self.observer: Observer = observer or NullObserver()
         self.holds = holds
@@ -400,7 +403,13 @@ class PortalClient:
     async def _post(
         self, unit: str, path: str, body: dict[str, Any], service: str
     ) -> tuple[int, dict[str, Any]]:
-        """One HTTP exchange through the breaker and the unit's Retry-After gate."""
+        """One HTTP exchange, paced under the unit's rate limit, through its Retry-After
+        gate and the breaker."""
+        # Sent no faster than the portal's bucket refills, rather than answered 429: a
+        # 429 holds the whole unit for at least a second.
+        delay = self._pace.reserve(unit, time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
         await self._wait_turn(unit, service)
         self.breaker.before_call()
         try:

@@ -45,11 +45,15 @@ def portal_settings(
     password: str = "demo",
     timeout_s: float = 10.0,
     max_batch: int = 100,
+    rate_limit_per_s: float = 50.0,
+    rate_limit_burst: int = 20,
 ) -> PortalSettings:
     return PortalSettings(
         base_url=AnyHttpUrl(url),
         timeout_s=timeout_s,
         max_batch=max_batch,
+        rate_limit_per_s=rate_limit_per_s,
+        rate_limit_burst=rate_limit_burst,
         accounts=[
             PortalAccount(unit=unit, username=unit, password=SecretStr(password)) for unit in units
         ],

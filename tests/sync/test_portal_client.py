@@ -79,6 +79,8 @@ class MakeClient(Protocol):
         http: httpx.AsyncClient | None = ...,
         url: str | None = ...,
         max_wait_s: float = ...,
+        rate_limit_per_s: float = ...,
+        rate_limit_burst: int = ...,
     ) -> PortalClient: ...
 
 
@@ -104,6 +106,8 @@ async def new_client(mock_portal: MockPortalHandle) -> AsyncIterator[MakeClient]
         http: httpx.AsyncClient | None = None,
         url: str | None = None,
         max_wait_s: float = 10.0,
+        rate_limit_per_s: float = 50.0,
+        rate_limit_burst: int = 20,
     ) -> PortalClient:
         settings = portal_settings(
             url or mock_portal.url,
@@ -111,6 +115,8 @@ async def new_client(mock_portal: MockPortalHandle) -> AsyncIterator[MakeClient]
             password=password,
             timeout_s=timeout_s,
             max_batch=max_batch,
+            rate_limit_per_s=rate_limit_per_s,
+            rate_limit_burst=rate_limit_burst,
         )
         made.append(
             PortalClient(
@@ -516,6 +522,30 @@ async def test_a_429_is_waited_out_before_anything_is_sent_again(
     assert gaps(calls)[0] >= 1.0
     report = control.conformance(H26)
     assert_passes(report, "honours_retry_after", "backs_off")
+
+
+async def test_the_client_paces_each_unit_under_the_portals_rate_limit(
+    new_client: MakeClient, control: MockPortalControl
+) -> None:
+    """§7: sent no faster than the unit's bucket refills, the calls are never answered
+    429 by the portal's limiter; a client allowed more than the portal is."""
+    control.settings(rate_per_s=10, burst=5)
+
+    async def burst(client: PortalClient, unit: str) -> list[dict[str, Any]]:
+        await asyncio.gather(*(client.lookup(unit, [MISSING]) for _ in range(14)))
+        return entries(control, agency=unit)
+
+    paced = await burst(new_client(rate_limit_per_s=10, rate_limit_burst=3), H26)
+    assert [e for e in paced if e["rate_limited"]] == []
+    assert len(paced) == 15  # the login and fourteen lookups, each answered the first time
+    # Three at once, then one every tenth of a second: 12 more take at least 1.2 s.
+    assert (arrived(paced[-1]) - arrived(paced[0])).total_seconds() >= 1.1
+    assert_passes(control.conformance(H26), "stays_under_rate_limit")
+
+    # The same calls from a client allowed five times the portal's rate, for another unit
+    # (a bucket of its own at the portal): the portal's limiter refuses some.
+    eager = await burst(new_client(rate_limit_per_s=50, rate_limit_burst=20), H29)
+    assert any(e["rate_limited"] for e in eager)
 
 
 async def test_the_retry_after_gate_holds_every_call_of_that_unit_only(
