@@ -74,12 +74,15 @@ def service_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def app_process(command: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m app COMMAND…`` in a process of its own, once ``ready_url`` answers;
-    terminated (killed if it must) when the block ends."""
+def app_process(
+    command: list[str], ready_url: str, environment: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m app COMMAND…`` in a process of its own (``environment`` added to
+    :func:`service_env`), once ``ready_url`` answers; terminated (killed if it must)
+    when the block ends."""
     child = subprocess.Popen(
         [sys.executable, "-m", "app", *command],
-        env=service_env(),
+        env=service_env() | (environment or {}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -126,28 +126,10 @@ def mock_portal(admin_token: str) -> Iterator[tuple[str, int]]:
     decide every figure): ``(url, pid)``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "app", "mock-portal", "--port", str(port)]
-    command += ["--admin-token", admin_token, "--rate", "1000000", "--burst", "1000000"]
-    command += ["--log-level", "warning"]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the mock portal did not start")
-            try:
-                httpx.get(f"{url}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    command = ["mock-portal", "--port", str(port), "--admin-token", admin_token]
+    command += ["--rate", "1000000", "--burst", "1000000", "--log-level", "warning"]
+    with app_process(command, f"{url}/openapi.json") as child:
         yield url, child.pid
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def _serve_sources(

@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,7 +25,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from benchutil import add_database_url_argument, fresh_database, machine, wait_for
+from benchutil import add_database_url_argument, app_process, fresh_database, machine
 from sqlalchemy.engine import make_url
 
 from app import migrate
@@ -118,16 +115,11 @@ async def fill(database_url: str, pending: int) -> float:
 @contextlib.contextmanager
 def mock_portal() -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "app", "mock-portal", "--port", str(port)]
+    command = ["mock-portal", "--port", str(port)]
     command += ["--rate", "1000000", "--burst", "1000000", "--log-level", "warning"]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/openapi.json", child)
+    with app_process(command, f"{url}/openapi.json"):
         yield url
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 def run_worker(database_url: str, portal: str, seconds: float) -> tuple[float, float, int]:
@@ -141,17 +133,11 @@ def run_worker(database_url: str, portal: str, seconds: float) -> tuple[float, f
             f'[[portal.accounts]]\nunit = "{UNIT}"\nusername = "{UNIT}"\npassword = "{PASSWORD}"\n'
         )
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_SYNC_")}
-        env["DOSSIER_SYNC_LOGGING__LEVEL"] = "WARNING"
-        command = [sys.executable, "-m", "app", "worker", "--config", str(config)]
-        command += ["--metrics-port", str(port)]
-        child = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        command = ["worker", "--config", str(config), "--metrics-port", str(port)]
         peak = 0.0
         refreshed = 0
-        try:
-            wait_for(f"http://127.0.0.1:{port}/healthz", child)
+        ready = f"http://127.0.0.1:{port}/healthz"
+        with app_process(command, ready, {"DOSSIER_SYNC_LOGGING__LEVEL": "WARNING"}) as child:
             deadline = time.monotonic() + seconds
             next_scrape = time.monotonic()
             while time.monotonic() < deadline:
@@ -166,12 +152,6 @@ def run_worker(database_url: str, portal: str, seconds: float) -> tuple[float, f
                     next_scrape = time.monotonic() + 5
                 time.sleep(SAMPLE_EVERY_S)
             end = rss_mb(child.pid)
-        finally:
-            child.terminate()
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
         return peak, end, refreshed
 
 
