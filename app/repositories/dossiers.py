@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, null, select, tuple_, update
 
 from app.domain.agency import unit_of_dossier
-from app.domain.dossier import Dossier
+from app.domain.dossier import Dossier, canonical_hash
 from app.domain.progress import ProgressRecord
 from app.models import DossierRow, ProgressRow, QuarantineEntry, SyncState, SyncStatus
 from app.models.base import table_of
@@ -71,6 +71,12 @@ class IncomingProgress:
     dossier_id: int
     record: ProgressRecord
     read_at: datetime
+    # ``record.identity_hash()``, when the caller has it already (it is not cheap: a
+    # date formatted, JSON encoded and hashed).
+    identity_hash: str | None = None
+
+    def identity(self) -> str:
+        return self.identity_hash or self.record.identity_hash()
 
 
 class DossierRepository(Repository):
@@ -107,7 +113,9 @@ class DossierRepository(Repository):
         updates: list[dict[str, object]] = []
         for code, item in latest.items():
             dossier = item.dossier
-            content_hash = dossier.content_hash()
+            # The portal form once: its hash, and the state stored if it changed.
+            state = dossier.to_portal()
+            content_hash = canonical_hash(state)
             unit = unit_of_dossier(code)
             row = existing.get(code)
             if row is not None and row.content_hash == content_hash:
@@ -123,7 +131,7 @@ class DossierRepository(Repository):
                 "source_id": item.source_id,
                 "source_record_id": item.source_record_id,
                 "status": dossier.status.value,
-                "state": dossier.to_portal(),
+                "state": state,
                 "content_hash": content_hash,
                 "received_at": dossier.NgayTiepNhan,
                 "source_modified_at": item.source_modified_at,
@@ -297,7 +305,7 @@ class DossierRepository(Repository):
         identity hash)`` of each one stored now (push mode answers per record)."""
         fresh: dict[tuple[int, str], IncomingProgress] = {}
         for item in items:
-            fresh.setdefault((item.dossier_id, item.record.identity_hash()), item)
+            fresh.setdefault((item.dossier_id, item.identity()), item)
         if not fresh:
             return set()
         known = await self.session.execute(

@@ -178,7 +178,7 @@ async def ingest_dossiers(
     for item in refused:
         answers[item.index] = _rejected(item, field_name)
     await _quarantine(session, source_id, caller, refused, now, kind="dossier")
-    await _resolve(session, source_id, _in_order(valid, refused), now)
+    await _resolve(session, source_id, _in_order([i for i, _ in valid], refused), now)
     await SourceRepository(session).record_poll(source_id, now)
     result.items = [answers[index] for index in range(len(items))]
     return result
@@ -253,7 +253,7 @@ async def ingest_progress(
     """Validate, store and answer pushed progress records; quarantine what is refused."""
     source_id, result = await _open(session, caller, now)
     refused: list[_Item] = []
-    parsed: list[tuple[_Item, ProgressRecord]] = []
+    parsed: list[tuple[_Item, ProgressRecord, str]] = []  # with the step's identity hash
     for index, raw in enumerate(items):
         code = _readable_code(raw)
         item = _Item(index, raw, code)
@@ -266,32 +266,33 @@ async def ingest_progress(
             else:
                 # Keyed by the step's identity, so that the same step sent again once
                 # its dossier is stored resolves the entry of its first refusal.
-                item.key = f"progress:{record.MaHoSo}:{record.identity_hash()[:32]}"
+                identity = record.identity_hash()
+                item.key = f"progress:{record.MaHoSo}:{identity[:32]}"
                 item.issues = nul_issues(raw)
                 if not item.issues:
-                    parsed.append((item, record))
+                    parsed.append((item, record, identity))
                     continue
         item.key = item.key or _raw_key("progress", raw)
         refused.append(item)
 
     repository = DossierRepository(session)
-    ids = await repository.ids_by_code({r.MaHoSo for _, r in parsed}) if parsed else {}
-    known: list[tuple[_Item, ProgressRecord]] = []
-    for item, record in parsed:
+    ids = await repository.ids_by_code({r.MaHoSo for _, r, _ in parsed}) if parsed else {}
+    known: list[tuple[_Item, ProgressRecord, str]] = []
+    for item, record, identity in parsed:
         if record.MaHoSo in ids:
-            known.append((item, record))
+            known.append((item, record, identity))
         else:
             item.issues = [FieldIssue(("MaHoSo",), DOSSIER_NOT_STORED, NOT_STORED_MESSAGE)]
             refused.append(item)
     added = await repository.add_new_progress(
-        [IncomingProgress(ids[r.MaHoSo], r, now) for _, r in known]
+        [IncomingProgress(ids[r.MaHoSo], r, now, identity) for _, r, identity in known]
     )
     await OutboxRepository(session).mark_progress_pending({d for d, _ in added}, now)
 
     answers: dict[int, ItemResult] = {}
     answered: set[tuple[int, str]] = set()
-    for item, record in known:
-        step = (ids[record.MaHoSo], record.identity_hash())
+    for item, record, identity in known:
+        step = (ids[record.MaHoSo], identity)
         # The first of equal steps in the batch is the one that was stored.
         new = step in added and step not in answered
         answered.add(step)
@@ -300,7 +301,7 @@ async def ingest_progress(
     for item in refused:
         answers[item.index] = _rejected(item, field_name)
     await _quarantine(session, source_id, caller, refused, now, kind="progress")
-    await _resolve(session, source_id, _in_order(known, refused), now)
+    await _resolve(session, source_id, _in_order([i for i, _, _ in known], refused), now)
     await SourceRepository(session).record_poll(source_id, now)
     result.items = [answers[index] for index in range(len(items))]
     return result
@@ -323,11 +324,9 @@ async def _open(
     return source.id, IngestResult(name)
 
 
-def _in_order(
-    valid: Iterable[tuple[_Item, object]], refused: Iterable[_Item]
-) -> list[tuple[_Item, bool]]:
+def _in_order(valid: Iterable[_Item], refused: Iterable[_Item]) -> list[tuple[_Item, bool]]:
     """Every item with whether it went through, in request order."""
-    out = [(item, True) for item, _ in valid] + [(item, False) for item in refused]
+    out = [(item, True) for item in valid] + [(item, False) for item in refused]
     return sorted(out, key=lambda pair: pair[0].index)
 
 
