@@ -280,12 +280,14 @@ class SyncSettings(BaseModel):
     model_config = _SECTION
 
     push_concurrency: int = Field(
-        default=4,
+        default=8,
         ge=1,
         le=64,
         description="Batches one process pushes at once (each up to `portal.max_batch` "
         "dossiers of one unit, then their progress records; several may be of the same "
-        "unit): a push round claims up to `portal.max_batch` × this many dossiers.",
+        "unit): a push round claims up to `portal.max_batch` × this many dossiers. Across "
+        "a network the calls mostly wait for the portal, so more at once push faster; "
+        "`portal.rate_limit_per_s` keeps a unit's calls under the portal's rate limit.",
     )
     lease_s: float = Field(
         default=60.0,
