@@ -53,3 +53,10 @@ class RateLimiter:
         bucket = self._refilled(key, now)
         bucket.tokens -= 1
         return 0.0 if bucket.tokens >= 0 else -bucket.tokens / self.rate
+
+    def refund(self, key: str) -> None:
+        """Give back a token :meth:`reserve` took for a request that was not sent after
+        all (never above the burst)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + 1)

@@ -389,6 +389,21 @@ class PortalClient:
                 raise RateLimited(f"{service}: rate limited", retry_after=delay)
             await asyncio.sleep(delay)
 
+    async def _pace_turn(self, unit: str, service: str) -> None:
+        """Until the unit's pace lets a request go: sent no faster than the portal's
+        bucket refills (§7), rather than answered 429, which holds the whole unit for at
+        least a second. Only calls that will be sent take a turn (the gate and the
+        breaker were asked first), and one that is not sent after all gives it back."""
+        delay = self._pace.reserve(unit, time.monotonic())
+        if delay <= 0:
+            return
+        try:
+            await asyncio.sleep(delay)
+            await self._wait_turn(unit, service)  # a 429 answered meanwhile holds it too
+        except BaseException:
+            self._pace.refund(unit)
+            raise
+
     async def _hold(self, unit: str, seconds: float) -> None:
         self._hold_locally(unit, seconds)
         if self.holds is not None:
@@ -403,15 +418,15 @@ class PortalClient:
     async def _post(
         self, unit: str, path: str, body: dict[str, Any], service: str
     ) -> tuple[int, dict[str, Any]]:
-        """One HTTP exchange, paced under the unit's rate limit, through its Retry-After
-        gate and the breaker."""
-        # Sent no faster than the portal's bucket refills, rather than answered 429: a
-        # 429 holds the whole unit for at least a second.
-        delay = self._pace.reserve(unit, time.monotonic())
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """One HTTP exchange through the unit's Retry-After gate and the breaker, paced
+        under the unit's rate limit."""
         await self._wait_turn(unit, service)
         self.breaker.before_call()
+        try:
+            await self._pace_turn(unit, service)
+        except BaseException:  # nothing was sent: a half-open trial is not under way
+            self.breaker.abandon()
+            raise
         try:
             response = await self.http.post(path, json=body, headers={"dstcode": unit})
         except httpx.RequestError as error:  # timeouts, refused and dropped connections, …

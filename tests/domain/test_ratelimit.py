@@ -33,3 +33,15 @@ def test_reserve_refills_with_time_up_to_the_burst_only() -> None:
     assert limiter.reserve("u", 100.0) == 0.0  # a long pause refills to 2, not to 1,000
     assert limiter.reserve("u", 100.0) == 0.0
     assert limiter.reserve("u", 100.0) == pytest.approx(0.1)
+
+
+def test_refund_gives_a_reserved_token_back_up_to_the_burst() -> None:
+    limiter = RateLimiter(rate=10, burst=2)
+    assert [limiter.reserve("u", 0.0) for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
+    limiter.refund("u")  # the third was not sent after all
+    assert limiter.reserve("u", 0.0) == pytest.approx(0.1)  # next in line, not 0.2
+    for _ in range(5):
+        limiter.refund("u")
+    assert [limiter.reserve("u", 0.0) for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
+    limiter.refund("never-used")  # a key with no bucket: nothing to give back
+    assert limiter.reserve("never-used", 0.0) == 0.0

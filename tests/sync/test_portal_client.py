@@ -548,6 +548,51 @@ async def test_the_client_paces_each_unit_under_the_portals_rate_limit(
     assert any(e["rate_limited"] for e in eager)
 
 
+async def test_calls_the_open_breaker_stops_fail_at_once_without_waiting_for_a_turn(
+    new_client: MakeClient, control: MockPortalControl
+) -> None:
+    """A call that will not be sent (breaker open) fails at once, even when the unit's
+    turns are spent: it does not sit out the pace first."""
+    clock = FakeClock()
+    client = new_client(
+        breaker=CircuitBreaker(threshold=1, cooldown_s=30, clock=clock),
+        rate_limit_per_s=0.2,  # a turn every five seconds
+        rate_limit_burst=2,
+    )
+    await client.agencies(H26)  # the login: one turn of two
+    control.add_fault(
+        selector={"service": "LayDanhSachTTHC"},
+        action={"type": "http_error", "status": 503},
+        schedule={"kind": "first_n", "n": 1},
+    )
+    with pytest.raises(CircuitOpen):
+        await client.procedures(H26)  # the second turn: answered 503, the breaker opens
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(CircuitOpen):
+            await client.lookup(H26, [NEW])
+    # In line for a turn before finding the breaker open: five seconds each.
+    assert time.monotonic() - started < 1.0
+    assert len(entries(control, service="TraCuuHoSo")) == 0
+
+
+async def test_a_call_cancelled_while_it_waits_its_turn_gives_the_turn_back(
+    new_client: MakeClient,
+) -> None:
+    client = new_client(rate_limit_per_s=1, rate_limit_burst=1)
+    await client.agencies(H26)  # the login takes the one turn; the next is a second away
+    waiting = asyncio.create_task(client.agencies(H26))
+    await asyncio.sleep(0.1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(1.0)  # the turn the cancelled call had reserved is due now
+    started = time.monotonic()
+    assert len(await client.agencies(H26)) > 0
+    # Kept by the cancelled call, the turn would leave this one a second to wait.
+    assert time.monotonic() - started < 0.5
+
+
 async def test_the_retry_after_gate_holds_every_call_of_that_unit_only(
     new_client: MakeClient, control: MockPortalControl
 ) -> None:
