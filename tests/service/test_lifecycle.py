@@ -121,7 +121,10 @@ async def test_sigterm_during_a_push_finishes_it_and_loses_nothing(
             selector={"service": service}, action={"type": "latency", "latency_ms": 1000}
         )
     with simulator("igate", dossiers=30) as (sim, control):
-        config = config_for(tmp_path, url, mock_portal, sim.url, max_batch=5)
+        # Rounds of ten (two lanes of five), so that work is left when SIGTERM comes.
+        config = config_for(
+            tmp_path, url, mock_portal, sim.url, max_batch=5, sync={"push_concurrency": 2}
+        )
         expected = expected_at_portal(control)
         first = processes.start("worker", "worker", "--config", config)
 
