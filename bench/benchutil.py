@@ -19,6 +19,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from app.servers import free_port
+
 DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 
 
@@ -96,6 +98,23 @@ def app_process(
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def start_service(
+    stack: contextlib.ExitStack, config: Path, base: str, workers: int
+) -> list[subprocess.Popen[bytes]]:
+    """``serve`` (answering at ``base``) and ``workers`` worker processes on ``config``,
+    each stopped when ``stack`` closes: the processes, ``serve`` first."""
+    children = [
+        stack.enter_context(app_process(["serve", "--config", str(config)], f"{base}/readyz"))
+    ]
+    for _ in range(workers):
+        metrics = free_port()
+        command = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
+        children.append(
+            stack.enter_context(app_process(command, f"http://127.0.0.1:{metrics}/readyz"))
+        )
+    return children
 
 
 def ingest_key(config: Path, unit: str) -> str:

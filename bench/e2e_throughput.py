@@ -67,7 +67,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from benchutil import DEFAULT_DATABASE_URL, app_process, ingest_key, machine, service_env
+from benchutil import (
+    DEFAULT_DATABASE_URL,
+    app_process,
+    ingest_key,
+    machine,
+    service_env,
+    start_service,
+)
 from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -612,13 +619,7 @@ async def end_to_end_pushed(
             config.write_text(_toml(values))
             keys = {unit: ingest_key(config, unit) for unit in UNITS.values()}
             base = f"http://127.0.0.1:{port}"
-            serve = ["serve", "--config", str(config)]
-            children = [stack.enter_context(app_process(serve, f"{base}/readyz"))]
-            for _ in range(workers):
-                metrics = free_port()
-                worker = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
-                ready = f"http://127.0.0.1:{metrics}/readyz"
-                children.append(stack.enter_context(app_process(worker, ready)))
+            children = start_service(stack, config, base, workers)
             checker = await asyncpg.connect(
                 url.set(drivername="postgresql").render_as_string(hide_password=False)
             )

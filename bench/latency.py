@@ -43,6 +43,7 @@ from benchutil import (
     fresh_database,
     ingest_key,
     machine,
+    start_service,
 )
 from sqlalchemy.engine import make_url
 
@@ -146,16 +147,6 @@ async def baseline_round_trip(portal: str) -> float:
             await http.post("/dvcqg/integration", json=body, headers={"dstcode": UNIT})
             times.append(time.perf_counter() - begin)
     return statistics.median(times)
-
-
-def start_service(stack: contextlib.ExitStack, config: Path, base: str, workers: int) -> None:
-    """``serve`` and ``workers`` worker processes on ``config``, each stopped with
-    ``stack``."""
-    stack.enter_context(app_process(["serve", "--config", str(config)], f"{base}/readyz"))
-    for _ in range(workers):
-        metrics = free_port()
-        command = ["worker", "--config", str(config), "--metrics-port", str(metrics)]
-        stack.enter_context(app_process(command, f"http://127.0.0.1:{metrics}/readyz"))
 
 
 async def push_mode(
