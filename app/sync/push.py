@@ -192,10 +192,13 @@ class Pusher:
                 row.exists_at_portal,
             )
             units.setdefault(row.unit, []).append(work)
+        lanes = [
+            (unit, list(lane))
+            for unit, works in units.items()
+            for lane in _chunks(works, self.max_batch)
+        ]
         try:
-            await asyncio.gather(
-                *(self._unit(unit, works, report) for unit, works in units.items())
-            )
+            await asyncio.gather(*(self._lane(unit, lane, report) for unit, lane in lanes))
             await self._record([w for works in units.values() for w in works], report)
         except (Exception, asyncio.CancelledError):
             # Shutdown ran out of time, or the round failed (the database away, a
@@ -209,10 +212,11 @@ class Pusher:
             self._held -= claimed_ids
         return report
 
-    # --- one unit's work -------------------------------------------------------------
+    # --- one lane: a batch of one unit's dossiers ----------------------------------------
 
-    async def _unit(self, unit: str, works: list[Work], report: PushReport) -> None:
-        """The unit's dossiers in lanes of at most one batch each, pushed side by side.
+    async def _lane(self, unit: str, works: list[Work], report: PushReport) -> None:
+        """One batch of a unit's dossiers: their states, then their progress. A round's
+        lanes run side by side, several of one unit if it has more than a batch.
 
         A dossier is in one lane only, and its lane sends its state before its progress,
         in order, so per-dossier order holds whatever the lanes' interleaving; between
@@ -220,10 +224,6 @@ class Pusher:
         round would wait out a portal round trip per batch (most rounds hold one unit:
         the claim takes the oldest changes, which come from one source at a time).
         """
-        lanes = _chunks(works, self.max_batch)
-        await asyncio.gather(*(self._lane(unit, list(lane), report) for lane in lanes))
-
-    async def _lane(self, unit: str, works: list[Work], report: PushReport) -> None:
         async with self._lanes:
             await self._push_states(unit, works, report)
             await self._deliver_progress(unit, works, report)
