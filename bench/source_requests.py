@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from benchutil import machine, wait_for
+from benchutil import app_process, machine
 
 from app.config import SourceSettings
 from app.servers import free_port
@@ -121,17 +119,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="the source's default")
     args = parser.parse_args()
     port = free_port()
-    command = [sys.executable, "-m", "app", "simulate", "igate", "--port", str(port), "--clean"]
+    command = ["simulate", "igate", "--port", str(port), "--clean"]
     command += ["--unit", "000.00.00.H26", "--dossiers", str(min(args.dossiers, 500))]
     command += ["--changes-per-second", "0", "--log-level", "warning"]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/_sim/stats", child)
+    url = f"http://127.0.0.1:{port}"
+    with app_process(command, f"{url}/_sim/stats"):
         asyncio.run(bench(url, args))
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 if __name__ == "__main__":
