@@ -8,9 +8,9 @@ histories of its dossiers from this process three ways, ``--rounds`` times over,
 ``--concurrency`` requests in flight:
 
 1. through the connector, as the poll stage does (``Connector.get_json``: tenacity's
-   retrying around httpx, token auth, httpx over aiohttp's pool);
-2. plain httpx on the same client (no retrying object);
-3. baseline: aiohttp directly, the pool that httpx's transport drives underneath.
+   retrying, the status check, the source client with its token auth);
+2. the source client alone (``SourceClient.request``: no retrying object);
+3. baseline: aiohttp directly, the pool the source client drives.
 
 It prints the CPU time of this process per request and each way's ratio to the
 baseline. Usage::
@@ -32,7 +32,7 @@ from benchutil import app_process, machine
 from app.config import SourceSettings
 from app.servers import free_port
 from app.sync.connectors import http_client, make_connector
-from app.sync.connectors.base import TokenAuth
+from app.sync.connectors.http import TokenLogin
 
 SEARCH = "/pa/dossier/search"
 HISTORY = "/pa/dossier/{}/--history"
@@ -72,18 +72,17 @@ async def bench(url: str, args: argparse.Namespace) -> None:
             "content"
         ]
         ids = [str(row["id"]) for row in rows][: args.dossiers]
-        assert isinstance(http.auth, TokenAuth)  # noqa: S101 - the connector logged in above
+        assert isinstance(http.auth, TokenLogin)  # noqa: S101 - the connector logged in above
         headers = {"Authorization": f"Bearer {http.auth.token}"}
         async with aiohttp.ClientSession(url, headers=headers) as session:
 
             async def through_connector(record_id: str) -> Any:
                 return await connector.get_json(HISTORY.format(record_id))
 
-            async def plain_httpx(record_id: str) -> Any:
+            async def source_client(record_id: str) -> Any:
                 async with limit:
-                    response = await http.get(HISTORY.format(record_id))
-                response.raise_for_status()
-                return response.json()
+                    answer = await http.request("GET", HISTORY.format(record_id))
+                return answer.checked("GET", HISTORY).json()
 
             async def plain_aiohttp(record_id: str) -> Any:
                 async with limit, session.get(HISTORY.format(record_id)) as answer:
@@ -91,8 +90,8 @@ async def bench(url: str, args: argparse.Namespace) -> None:
                     return await answer.json()
 
             ways = {
-                "connector (tenacity + httpx + aiohttp)": through_connector,
-                "httpx over aiohttp": plain_httpx,
+                "connector (tenacity + source client)": through_connector,
+                "source client over aiohttp": source_client,
                 "aiohttp (baseline)": plain_aiohttp,
             }
             for fetch in ways.values():  # warm the pools and the code paths

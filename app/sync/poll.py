@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import SourceSettings
@@ -29,6 +28,7 @@ from app.repositories.sources import SourceMessageRepository, SourceRepository
 from app.sync.connectors import (
     Connector,
     Page,
+    SourceClient,
     SourceRecord,
     SourceUnavailable,
     http_client,
@@ -279,7 +279,7 @@ class Poller:
         settings: SourceSettings,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        http: httpx.AsyncClient | None = None,
+        http: SourceClient | None = None,
         clock: Callable[[], datetime] = utcnow,
         observer: Observer | None = None,
     ) -> None:

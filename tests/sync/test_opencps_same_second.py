@@ -3,24 +3,26 @@ leaves the listed row as it was. A row read in the very second it was stamped ca
 change again without any sign in the listing; the connector must read such a row again
 at its next poll (found by CI: a step went missing in the wall-clock polling test).
 
-A scripted server (not the simulator) makes the timing exact."""
+A scripted server (not the simulator, served over loopback by aiohttp's test server)
+makes the timing exact."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from app.domain.dates import VN_TZ
+from app.sync.connectors import http_client
 from app.sync.connectors.opencps import LIST_PATH, OpenCPSConnector
 from tests.sync.polling import source_settings
 from tests.sync.test_normalise_opencps import opencps_action, opencps_dossier
-
-URL = "http://opencps.invalid"
 
 
 class Source:
@@ -31,17 +33,29 @@ class Source:
         self.row = opencps_dossier(modifiedDate=stamp)
         self.actions = [opencps_action()]
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
+    async def answer(self, request: web.Request) -> web.Response:
+        path = request.path
         if path == LIST_PATH:
-            start = int(request.url.params.get("start", 0))
+            start = int(request.query.get("start", 0))
             rows = [self.row][start:]
-            return httpx.Response(200, json={"total": 1, "data": rows})
+            return web.json_response({"total": 1, "data": rows})
         if path.endswith("/files"):
-            return httpx.Response(200, json={"total": 0, "data": []})
+            return web.json_response({"total": 0, "data": []})
         if path.endswith("/actions"):
-            return httpx.Response(200, json={"total": len(self.actions), "data": self.actions})
-        return httpx.Response(404, json={})
+            return web.json_response({"total": len(self.actions), "data": self.actions})
+        return web.json_response({}, status=404)
+
+    @contextlib.asynccontextmanager
+    async def connector(self) -> AsyncIterator[OpenCPSConnector]:
+        application = web.Application()
+        application.router.add_route("GET", "/{path:.*}", self.answer)
+        async with TestServer(application, host="127.0.0.1") as server:
+            settings = source_settings("opencps", str(server.make_url("")))
+            http = http_client(settings)
+            try:
+                yield OpenCPSConnector(settings, http)
+            finally:
+                await http.aclose()
 
 
 async def poll(
@@ -64,8 +78,7 @@ def source() -> Source:
 async def test_a_step_added_in_the_second_of_the_last_read_is_not_missed(
     source: Source,
 ) -> None:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(source), base_url=URL) as http:
-        connector = OpenCPSConnector(source_settings("opencps", URL), http)
+    async with source.connector() as connector:
         first, cursor = await poll(connector, None)
         assert [len(r.raw["actions"]) for r in first] == [1]
 
@@ -78,8 +91,7 @@ async def test_a_step_added_in_the_second_of_the_last_read_is_not_missed(
 
 async def test_an_old_row_read_before_is_not_read_again(source: Source) -> None:
     source.row = opencps_dossier(modifiedDate="25/01/2024 09:15:42")  # long settled
-    async with httpx.AsyncClient(transport=httpx.MockTransport(source), base_url=URL) as http:
-        connector = OpenCPSConnector(source_settings("opencps", URL), http)
+    async with source.connector() as connector:
         first, cursor = await poll(connector, None)
         assert len(first) == 1
         again, _ = await poll(connector, cursor)

@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.simulators import Dialect
 from app.sync import poll
 from app.sync.connectors import Page, SourceRecord, SourceUnavailable, read_ahead
+from app.sync.connectors.http import Answer
 from app.sync.normalise.common import Catalogue
 from tests.sync.polling import (
     assert_matches_truth,
@@ -112,13 +112,16 @@ async def test_the_poller_reads_a_cursor_source_ahead_of_its_store(
         lists: list[str] = []
         second_list = asyncio.Event()
 
-        async def note(request: httpx.Request) -> None:
-            if request.url.path == LIST_PATHS[dialect]:
-                lists.append(str(request.url))
+        send = poller.http.send
+
+        async def note(method: str, path: str, **kwargs: Any) -> Answer:
+            if path == LIST_PATHS[dialect]:
+                lists.append(path)
                 if len(lists) == 2:
                     second_list.set()
+            return await send(method, path, **kwargs)
 
-        poller.http.event_hooks["request"].append(note)
+        monkeypatch.setattr(poller.http, "send", note)
         lists_while_storing: list[int] = []
         normalise_records = poll.normalise_records
 

@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-import httpx
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -24,6 +23,14 @@ from tenacity import (
 )
 
 from app.config import SourceSettings
+from app.sync.connectors.http import (
+    Answer,
+    LoginRefused,
+    Params,
+    SourceClient,
+    SourceStatusError,
+    SourceTransportError,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,11 +61,10 @@ class Page:
 
 
 def _transient(error: BaseException) -> bool:
-    if isinstance(error, httpx.TransportError):
+    if isinstance(error, SourceTransportError):
         return True
-    if isinstance(error, httpx.HTTPStatusError):
-        status = error.response.status_code
-        return status == 429 or status >= 500
+    if isinstance(error, SourceStatusError):
+        return error.status == 429 or error.status >= 500
     return False
 
 
@@ -71,7 +77,7 @@ class Connector(ABC):
     # Retries of one request before the poll gives up on the source for this round.
     attempts: int = 4
 
-    def __init__(self, settings: SourceSettings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: SourceSettings, http: SourceClient) -> None:
         self.settings = settings
         self.http = http
         self._limit = asyncio.Semaphore(settings.concurrency)
@@ -83,12 +89,13 @@ class Connector(ABC):
     async def acknowledge(self, page: Page) -> None:  # noqa: B027 - cursor dialects: no-op
         """Called once ``page`` is committed. Cursor dialects have nothing to do."""
 
-    async def get_json(self, url: str, **params: Any) -> Any:
+    async def get_json(self, path: str, **params: str | int | float) -> Any:
         """GET with retries on transient failures (exponential back-off with jitter)."""
-        response = await self.request("GET", url, params=params or None)
-        return response.json()
+        return (await self.request("GET", path, params=params or None)).json()
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, *, params: Params | None = None, json_body: Any = None
+    ) -> Answer:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
@@ -98,20 +105,23 @@ class Connector(ABC):
             ):
                 with attempt:
                     async with self._limit:
-                        response = await self.http.request(method, url, **kwargs)
-                    response.raise_for_status()
-                    return response
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code in (401, 403):
+                        answer = await self.http.request(
+                            method, path, params=params, json_body=json_body
+                        )
+                    return answer.checked(method, path)
+        except LoginRefused as error:
+            if _transient(error):  # the login service is down, not the credentials wrong
+                raise SourceUnavailable(f"{self.settings.name}: {error}") from None
+            raise SourceAuthError(f"{self.settings.name}: {error}") from None
+        except SourceStatusError as error:
+            if error.status in (401, 403):
                 raise SourceAuthError(
-                    f"{self.settings.name}: {method} {url} refused ({error.response.status_code})"
+                    f"{self.settings.name}: {method} {path} refused ({error.status})"
                 ) from None
+            raise SourceUnavailable(f"{self.settings.name}: {error}") from None
+        except SourceTransportError as error:
             raise SourceUnavailable(
-                f"{self.settings.name}: {method} {url} answered {error.response.status_code}"
-            ) from None
-        except httpx.TransportError as error:
-            raise SourceUnavailable(
-                f"{self.settings.name}: {method} {url} failed: {type(error).__name__}"
+                f"{self.settings.name}: {method} {path} failed: {error}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -160,36 +170,3 @@ async def read_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[AsyncIterator[
             await fetcher
         if isinstance(pages, AsyncGenerator):
             await pages.aclose()
-
-
-class TokenAuth(httpx.Auth):
-    """Bearer tokens from a login call, fetched when missing and again once on a 401.
-
-    Sources hand out short-lived tokens (iGate five minutes, DVCLT fifteen); a 401 means
-    "log in again", not "stop".
-    """
-
-    requires_response_body = True
-
-    def __init__(self, login: Callable[[], httpx.Request], token_of: Callable[[Any], str]):
-        self._login = login
-        self._token_of = token_of
-        self.token: str | None = None
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self.token is None:
-            await self._refresh((yield self._login()))
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        response = yield request
-        if response.status_code == 401:
-            await self._refresh((yield self._login()))
-            request.headers["Authorization"] = f"Bearer {self.token}"
-            yield request
-
-    async def _refresh(self, response: httpx.Response) -> None:
-        await response.aread()
-        if response.status_code != 200:
-            raise SourceAuthError(f"login refused ({response.status_code})")
-        self.token = self._token_of(response.json())

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from app.config import SourceSettings
-from app.sync.connectors.base import Connector, Page, SourceRecord, TokenAuth
+from app.sync.connectors.base import Connector, Page, SourceRecord
+from app.sync.connectors.http import TokenLogin
 from app.sync.normalise.dvclt import message_key
 
 LOGIN_PATH = "/api/auth/token"
@@ -23,15 +22,15 @@ QUEUE_PATH = "/api/lienthongdvclt/hosolienthong"
 MAX_LIST = 200
 
 
-def auth(settings: SourceSettings, base_url: str) -> TokenAuth:
-    def login() -> httpx.Request:
-        return httpx.Request(
-            "POST",
-            base_url.rstrip("/") + LOGIN_PATH,
-            json={"userName": settings.secret("username"), "password": settings.secret("password")},
-        )
-
-    return TokenAuth(login, lambda body: str(body["token"]))
+def auth(settings: SourceSettings) -> TokenLogin:
+    return TokenLogin(
+        LOGIN_PATH,
+        lambda body: str(body["token"]),
+        json_body={
+            "userName": settings.secret("username"),
+            "password": settings.secret("password"),
+        },
+    )
 
 
 class DVCLTConnector(Connector):
@@ -75,7 +74,7 @@ class DVCLTConnector(Connector):
             await self.request(
                 "PUT",
                 f"{QUEUE_PATH}/da-nhan",
-                json={"maHoSo": code, "id": message_id, "daNhan": True},
+                json_body={"maHoSo": code, "id": message_id, "daNhan": True},
             )
 
         await self.gather(page.acknowledgements, ack)

@@ -14,11 +14,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from app.config import SourceSettings
 from app.domain.dates import VN_TZ
-from app.sync.connectors.base import Connector, Page, SourceRecord, TokenAuth
+from app.sync.connectors.base import Connector, Page, SourceRecord
+from app.sync.connectors.http import TokenLogin
 from app.sync.connectors.watermark import Change, Watermark, row_digest
 from app.sync.normalise.igate import record_key, updated_at
 
@@ -38,19 +37,16 @@ def iso_ms(value: datetime) -> str:
     )
 
 
-def auth(settings: SourceSettings, base_url: str) -> TokenAuth:
-    def login() -> httpx.Request:
-        return httpx.Request(
-            "POST",
-            base_url.rstrip("/") + LOGIN_PATH,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": settings.secret("client_id"),
-                "client_secret": settings.secret("client_secret"),
-            },
-        )
-
-    return TokenAuth(login, lambda body: str(body["access_token"]))
+def auth(settings: SourceSettings) -> TokenLogin:
+    return TokenLogin(
+        LOGIN_PATH,
+        lambda body: str(body["access_token"]),
+        form={
+            "grant_type": "client_credentials",
+            "client_id": settings.secret("client_id"),
+            "client_secret": settings.secret("client_secret"),
+        },
+    )
 
 
 class IGateConnector(Connector):

@@ -26,21 +26,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from app.config import SourceSettings
 from app.domain.dates import VN_TZ
 from app.sync.connectors.base import Connector, Page, SourceRecord
+from app.sync.connectors.http import FixedHeaders
 from app.sync.connectors.watermark import Change, Watermark, row_digest
 from app.sync.normalise.opencps import modified_at, record_key
 
 LIST_PATH = "/o/rest/v2/dossiers"
 
 
-def auth(settings: SourceSettings) -> tuple[httpx.BasicAuth, dict[str, str]]:
-    return (
-        httpx.BasicAuth(settings.secret("username"), settings.secret("password")),
-        {"groupId": settings.secret("group_id")},
+def auth(settings: SourceSettings) -> FixedHeaders:
+    return FixedHeaders.basic(
+        settings.secret("username"),
+        settings.secret("password"),
+        groupId=settings.secret("group_id"),
     )
 
 
