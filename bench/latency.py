@@ -251,7 +251,9 @@ async def until_acked(
     deadline = time.monotonic() + 600
     while True:
         found = await acked(database_url)
-        if all(code in found for code in changes):
+        # A dossier still acknowledged at a version read before its change does not
+        # count: its change has not been read yet.
+        if all(code in found and found[code][0] >= at for code, at in changes.items()):
             return {
                 code: (
                     max(0.0, (found[code][1] - at).total_seconds()),
