@@ -58,13 +58,18 @@ PASSWORD = "demo"  # noqa: S105 - the demo catalogue's public password
 BATCH_EVERY_S = 0.1
 
 ACKED_SQL = """
-select d.ma_ho_so,
+select d.ma_ho_so, d.status,
+       (select count(*) from progress_records p where p.dossier_id = d.id) as steps,
        greatest(d.changed_at, (select max(p.read_at) from progress_records p
                                where p.dossier_id = d.id)) as read_at,
        s.acked_at
 from dossiers d join sync_state s on s.dossier_id = d.id
 where s.acked_version = d.version and s.pending_since is null
 """
+
+# A change to wait for: when it was made, and the state the service holds once it has
+# read it (``TrangThaiHoSo``, number of progress records), or None: any state.
+Change = tuple[datetime, tuple[str, int] | None]
 
 
 def dossier(n: int, day: str) -> dict[str, Any]:
@@ -109,15 +114,16 @@ def config_text(
     return text
 
 
-async def acked(database_url: str) -> dict[str, tuple[datetime, datetime]]:
+async def acked(database_url: str) -> dict[str, tuple[datetime, datetime, tuple[str, int]]]:
     """MaHoSo → (when its latest change was read: its current version or its latest
-    progress record, whichever came later; when that was acknowledged)."""
+    progress record, whichever came later; when that was acknowledged; the state
+    acknowledged), for every dossier acknowledged at its current version."""
     connection = await asyncpg.connect(
         make_url(database_url).set(drivername="postgresql").render_as_string(False)
     )
     try:
         return {
-            row["ma_ho_so"]: (row["read_at"], row["acked_at"])
+            row["ma_ho_so"]: (row["read_at"], row["acked_at"], (row["status"], row["steps"]))
             for row in await connection.fetch(ACKED_SQL)
         }
     finally:
@@ -163,7 +169,7 @@ async def push_mode(
             start_service(stack, config, base, args.workers)
             day = datetime.now(VN_TZ).strftime("%Y%m%d")
             per_batch = max(1, round(args.rate * BATCH_EVERY_S))
-            sent: dict[str, datetime] = {}
+            sent: dict[str, Change] = {}
             async with httpx.AsyncClient(
                 base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"}
             ) as http:
@@ -176,7 +182,7 @@ async def push_mode(
                     n += per_batch
                     at = datetime.now(UTC)
                     for item in batch:
-                        sent[item["MaHoSo"]] = at
+                        sent[item["MaHoSo"]] = (at, None)
                     requests.append(
                         asyncio.create_task(http.post("/api/v1/dossiers", json={"dossiers": batch}))
                     )
@@ -228,38 +234,53 @@ async def poll_mode(
                 await asyncio.sleep(args.seconds)
                 await http.patch("/_sim/settings", json={"changes_per_second": 0})
                 recent = {
-                    code: at for code, at in (await latest_changes(http)).items() if at >= start
+                    code: change
+                    for code, change in (await latest_changes(http)).items()
+                    if change[0] >= start
                 }
                 return await until_acked(database_url, recent)
 
 
-async def latest_changes(http: httpx.AsyncClient) -> dict[str, datetime]:
-    """MaHoSo → the source's ``updatedDate`` of every valid dossier of the simulator."""
+async def latest_changes(http: httpx.AsyncClient) -> dict[str, Change]:
+    """MaHoSo → the source's ``updatedDate`` of every valid dossier of the simulator, and
+    its status and number of history entries now.
+
+    The simulator gives changes made in one burst distinct milliseconds (``updatedDate``
+    is the source's cursor), so when it is busy its stamps can run a few hundred
+    milliseconds ahead of the wall clock: the latencies measured from them are short by
+    as much at most."""
     truth = (await http.get("/_sim/truth")).json()
     return {
-        d["ma_ho_so"]: datetime.fromisoformat(d["record"]["updatedDate"])
+        d["ma_ho_so"]: (
+            datetime.fromisoformat(d["record"]["updatedDate"]),
+            (d["expected"]["TrangThaiHoSo"], len(d["history"])),
+        )
         for d in truth["dossiers"]
-        if d["expected"]["valid"]
+        if d["expected"]["valid"] and d["expected"]["TrangThaiHoSo"] is not None
     }
 
 
 async def until_acked(
-    database_url: str, changes: dict[str, datetime]
+    database_url: str, changes: dict[str, Change]
 ) -> dict[str, tuple[float, float]]:
     """MaHoSo → (seconds from the change to its acknowledgement, of which from the
-    service's reading it to the acknowledgement), once every change is acknowledged."""
+    service's reading it to the acknowledgement), once every change is acknowledged.
+
+    A dossier counts once it is acknowledged in the state its change left it in (one
+    still acknowledged at its state from before the change has not been read yet)."""
     deadline = time.monotonic() + 600
     while True:
         found = await acked(database_url)
-        # A dossier still acknowledged at a version read before its change does not
-        # count: its change has not been read yet.
-        if all(code in found and found[code][0] >= at for code, at in changes.items()):
+        if all(
+            code in found and (state is None or found[code][2] == state)
+            for code, (_, state) in changes.items()
+        ):
             return {
                 code: (
                     max(0.0, (found[code][1] - at).total_seconds()),
                     max(0.0, (found[code][1] - found[code][0]).total_seconds()),
                 )
-                for code, at in changes.items()
+                for code, (at, _) in changes.items()
             }
         if time.monotonic() > deadline:
             raise SystemExit(f"not all acknowledged: {len(changes) - len(found)} missing")
