@@ -7,8 +7,9 @@ This script starts ``dossier-sync simulate igate`` in its own process and fetche
 histories of its dossiers from this process three ways, ``--rounds`` times over, with
 ``--concurrency`` requests in flight:
 
-1. through the connector, as the poll stage does (``Connector.get_json``: tenacity's
-   retrying, the status check, the source client with its token auth);
+1. through the connector, as the poll stage does (``Connector.get_json``: the source's
+   semaphore, the status check, the source client with its token auth; tenacity's
+   retrying only for a request that failed);
 2. the source client alone (``SourceClient.request``: no retrying object);
 3. baseline: aiohttp directly, the pool the source client drives.
 
@@ -90,7 +91,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
                     return await answer.json()
 
             ways = {
-                "connector (tenacity + source client)": through_connector,
+                "connector (tenacity only on failure)": through_connector,
                 "source client over aiohttp": source_client,
                 "aiohttp (baseline)": plain_aiohttp,
             }

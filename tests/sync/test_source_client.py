@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -150,12 +149,12 @@ async def test_a_source_that_does_not_answer_is_unavailable() -> None:
             await connector.get_json("/o/rest/v2/dossiers", start=0, end=5)
 
 
-async def test_a_server_error_is_retried_then_reported_with_its_status() -> None:
+async def test_a_server_error_is_retried_after_a_back_off_then_reported_with_its_status() -> None:
     answers: list[int] = [500, 200]
-    seen: list[Any] = []
+    seen: list[float] = []
 
     async def flaky(request: web.Request) -> web.Response:
-        seen.append(request.path)
+        seen.append(asyncio.get_running_loop().time())
         status = answers.pop(0) if answers else 503
         return web.json_response({"total": 0, "data": []}, status=status)
 
@@ -166,6 +165,8 @@ async def test_a_server_error_is_retried_then_reported_with_its_status() -> None
         async with connector_for("opencps", url) as connector:
             assert await connector.get_json("/o/rest/v2/dossiers") == {"total": 0, "data": []}
             assert len(seen) == 2
+            # The back-off's first wait is at least its multiplier, 0.2 s.
+            assert seen[1] - seen[0] >= 0.2
             connector.attempts = 2
             with pytest.raises(SourceUnavailable, match="answered 503"):
                 await connector.get_json("/o/rest/v2/dossiers")

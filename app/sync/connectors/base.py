@@ -97,6 +97,15 @@ class Connector(ABC):
         self, method: str, path: str, *, params: Params | None = None, json_body: Any = None
     ) -> Answer:
         try:
+            try:
+                return await self._attempt(method, path, params, json_body)
+            except (SourceStatusError, SourceTransportError) as error:
+                if not _transient(error):
+                    raise
+                failed: BaseException | None = error
+            # Only a request that failed makes tenacity's retrying state (about a quarter
+            # of a request's CPU otherwise). The first failure is handed to it as its
+            # first attempt, so that it waits and counts exactly as if it had made it.
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
                 stop=stop_after_attempt(self.attempts),
@@ -104,11 +113,10 @@ class Connector(ABC):
                 reraise=True,
             ):
                 with attempt:
-                    async with self._limit:
-                        answer = await self.http.request(
-                            method, path, params=params, json_body=json_body
-                        )
-                    return answer.checked(method, path)
+                    if failed is not None:
+                        replayed, failed = failed, None
+                        raise replayed
+                    return await self._attempt(method, path, params, json_body)
         except LoginRefused as error:
             if _transient(error):  # the login service is down, not the credentials wrong
                 raise SourceUnavailable(f"{self.settings.name}: {error}") from None
@@ -124,6 +132,13 @@ class Connector(ABC):
                 f"{self.settings.name}: {method} {path} failed: {error}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self, method: str, path: str, params: Params | None, json_body: Any
+    ) -> Answer:
+        async with self._limit:
+            answer = await self.http.request(method, path, params=params, json_body=json_body)
+        return answer.checked(method, path)
 
     @staticmethod
     async def gather(items: Iterable[T], fetch: Callable[[T], Awaitable[R]]) -> list[R]:
