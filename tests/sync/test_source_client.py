@@ -171,3 +171,24 @@ async def test_a_server_error_is_retried_after_a_back_off_then_reported_with_its
             with pytest.raises(SourceUnavailable, match="answered 503"):
                 await connector.get_json("/o/rest/v2/dossiers")
     assert len(seen) == 4
+
+
+async def test_a_redirect_is_reported_not_followed_with_the_credentials() -> None:
+    followed: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        followed.append(request.headers.get("Authorization", ""))
+        return web.json_response({"total": 0, "data": []})
+
+    application = web.Application()
+    application.router.add_get("/o/rest/v2/dossiers", moved)
+    application.router.add_get("/elsewhere", elsewhere)
+    async with TestServer(application, host="127.0.0.1") as server:
+        url = str(server.make_url("")).rstrip("/")
+        async with connector_for("opencps", url) as connector:
+            with pytest.raises(SourceUnavailable, match="answered 302"):
+                await connector.get_json("/o/rest/v2/dossiers")
+    assert followed == []

@@ -53,8 +53,9 @@ class Answer:
         return json.loads(self.body)
 
     def checked(self, method: str, path: str) -> Answer:
-        """This answer, unless its status is an error (raised as :class:`SourceStatusError`)."""
-        if self.status >= 400:
+        """This answer, unless its status is not a success (raised as
+        :class:`SourceStatusError`; redirects are not followed, so a 3xx is one)."""
+        if not 200 <= self.status < 300:
             raise SourceStatusError(method, path, self.status)
         return self
 
@@ -193,6 +194,9 @@ class SourceClient:
                 json=json_body,
                 data=form,
                 headers=headers,
+                # No dialect redirects; one means a wrong base URL, said as such rather
+                # than followed with the credentials to wherever it points.
+                allow_redirects=False,
             ) as response:
                 return Answer(response.status, await response.read())
         except (aiohttp.ClientError, TimeoutError) as error:
