@@ -59,7 +59,8 @@ BATCH_EVERY_S = 0.1
 
 ACKED_SQL = """
 select d.ma_ho_so, d.status,
-       (select count(*) from progress_records p where p.dossier_id = d.id) as steps,
+       (select max(p.occurred_at) from progress_records p where p.dossier_id = d.id)
+           as last_step,
        greatest(d.changed_at, (select max(p.read_at) from progress_records p
                                where p.dossier_id = d.id)) as read_at,
        s.acked_at
@@ -68,8 +69,8 @@ where s.acked_version = d.version and s.pending_since is null
 """
 
 # A change to wait for: when it was made, and the state the service holds once it has
-# read it (``TrangThaiHoSo``, number of progress records), or None: any state.
-Change = tuple[datetime, tuple[str, int] | None]
+# read it (``TrangThaiHoSo``, the time of its latest progress record), or None: any.
+Change = tuple[datetime, tuple[str, datetime | None] | None]
 
 
 def dossier(n: int, day: str) -> dict[str, Any]:
@@ -114,7 +115,9 @@ def config_text(
     return text
 
 
-async def acked(database_url: str) -> dict[str, tuple[datetime, datetime, tuple[str, int]]]:
+async def acked(
+    database_url: str,
+) -> dict[str, tuple[datetime, datetime, tuple[str, datetime | None]]]:
     """MaHoSo → (when its latest change was read: its current version or its latest
     progress record, whichever came later; when that was acknowledged; the state
     acknowledged), for every dossier acknowledged at its current version."""
@@ -123,7 +126,7 @@ async def acked(database_url: str) -> dict[str, tuple[datetime, datetime, tuple[
     )
     try:
         return {
-            row["ma_ho_so"]: (row["read_at"], row["acked_at"], (row["status"], row["steps"]))
+            row["ma_ho_so"]: (row["read_at"], row["acked_at"], (row["status"], row["last_step"]))
             for row in await connection.fetch(ACKED_SQL)
         }
     finally:
@@ -243,7 +246,9 @@ async def poll_mode(
 
 async def latest_changes(http: httpx.AsyncClient) -> dict[str, Change]:
     """MaHoSo → the source's ``updatedDate`` of every valid dossier of the simulator, and
-    its status and number of history entries now.
+    its status and the time of its latest history entry now (to the second, as the
+    portal's ``ThoiDiemXuLy`` has it: two entries of one second that say the same are one
+    progress record, so the number of entries is not the number of records).
 
     The simulator gives changes made in one burst distinct milliseconds (``updatedDate``
     is the source's cursor), so when it is busy its stamps can run a few hundred
@@ -253,11 +258,16 @@ async def latest_changes(http: httpx.AsyncClient) -> dict[str, Change]:
     return {
         d["ma_ho_so"]: (
             datetime.fromisoformat(d["record"]["updatedDate"]),
-            (d["expected"]["TrangThaiHoSo"], len(d["history"])),
+            (d["expected"]["TrangThaiHoSo"], last_entry(d["history"])),
         )
         for d in truth["dossiers"]
         if d["expected"]["valid"] and d["expected"]["TrangThaiHoSo"] is not None
     }
+
+
+def last_entry(history: list[dict[str, Any]]) -> datetime | None:
+    times = [datetime.fromisoformat(entry["createdDate"]) for entry in history]
+    return max(times).replace(microsecond=0) if times else None
 
 
 async def until_acked(
