@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from app.models import (
 )
 from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
 from app.simulators import BackgroundSimulator, Dialect, SimulatorSettings
+from app.sync.connectors import Connector, http_client, make_connector
 from app.sync.normalise import dvclt, igate, opencps
 from app.sync.normalise.common import Catalogue, Context, Normalised, StatusMap
 from app.sync.poll import Poller
@@ -60,6 +62,22 @@ def source_settings(
             "agency_map": agency_map or {},
         }
     )
+
+
+@contextlib.asynccontextmanager
+async def connector_for(dialect: str, url: str, **auth: str) -> AsyncIterator[Connector]:
+    """A dialect's connector for the source at ``url`` with its own HTTP client (the test
+    credentials, or these ``auth`` keys instead), closed at the end."""
+    settings = source_settings(dialect, url)
+    if auth:
+        settings = SourceSettings.model_validate(
+            {**settings.model_dump(), "auth": {**AUTH[dialect], **auth}}
+        )
+    http = http_client(settings)
+    try:
+        yield make_connector(settings, http)
+    finally:
+        await http.aclose()
 
 
 async def seed_catalogue(factory: async_sessionmaker[AsyncSession]) -> Catalogue:

@@ -19,9 +19,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.domain.dates import VN_TZ
-from app.sync.connectors import http_client
-from app.sync.connectors.opencps import LIST_PATH, OpenCPSConnector
-from tests.sync.polling import source_settings
+from app.sync.connectors import Connector
+from app.sync.connectors.opencps import LIST_PATH
+from tests.sync.polling import connector_for
 from tests.sync.test_normalise_opencps import opencps_action, opencps_dossier
 
 
@@ -46,20 +46,18 @@ class Source:
         return web.json_response({}, status=404)
 
     @contextlib.asynccontextmanager
-    async def connector(self) -> AsyncIterator[OpenCPSConnector]:
+    async def connector(self) -> AsyncIterator[Connector]:
         application = web.Application()
         application.router.add_route("GET", "/{path:.*}", self.answer)
-        async with TestServer(application, host="127.0.0.1") as server:
-            settings = source_settings("opencps", str(server.make_url("")))
-            http = http_client(settings)
-            try:
-                yield OpenCPSConnector(settings, http)
-            finally:
-                await http.aclose()
+        async with (
+            TestServer(application, host="127.0.0.1") as server,
+            connector_for("opencps", str(server.make_url(""))) as connector,
+        ):
+            yield connector
 
 
 async def poll(
-    connector: OpenCPSConnector, checkpoint: dict[str, Any] | None
+    connector: Connector, checkpoint: dict[str, Any] | None
 ) -> tuple[list[Any], dict[str, Any] | None]:
     records: list[Any] = []
     cursor = checkpoint

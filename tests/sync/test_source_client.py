@@ -13,32 +13,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.config import SourceSettings
 from app.simulators import Dialect
-from app.sync.connectors import SourceAuthError, SourceUnavailable, http_client, make_connector
-from app.sync.connectors.base import Connector
+from app.sync.connectors import SourceAuthError, SourceUnavailable
 from app.sync.connectors.igate import LOGIN_PATH, SEARCH_PATH
-from tests.sync.polling import AUTH, simulator, source_settings
+from tests.sync.polling import connector_for, simulator
 
 FIRST_PAGE: dict[str, tuple[str, dict[str, str | int]]] = {
     "opencps": ("/o/rest/v2/dossiers", {"start": 0, "end": 5, "sort": "modifiedDate"}),
     "igate": (SEARCH_PATH, {"page": 0, "size": 5, "sort": "updatedDate,asc"}),
     "dvclt": ("/api/lienthongdvclt/hosolienthong/chua-nhan", {"limit": 5}),
 }
-
-
-@contextlib.asynccontextmanager
-async def connector_for(dialect: str, url: str, **auth: str) -> AsyncIterator[Connector]:
-    settings = source_settings(dialect, url)
-    if auth:
-        settings = SourceSettings.model_validate(
-            {**settings.model_dump(), "auth": {**AUTH[dialect], **auth}}
-        )
-    http = http_client(settings)
-    try:
-        yield make_connector(settings, http)
-    finally:
-        await http.aclose()
 
 
 @pytest.mark.parametrize("dialect", ["opencps", "igate", "dvclt"])
