@@ -108,7 +108,10 @@ def _backs_off(entries: Sequence[JournalEntry], c: Criterion) -> None:
                 chain = []
                 continue
             if gap < MIN_RETRY_GAP_S:
-                c.flag([earlier, later], f"retried after {gap * 1000:.0f} ms, no back-off")
+                c.flag(
+                    [earlier, later],
+                    f"{later.service} retried after {gap * 1000:.0f} ms, no back-off",
+                )
             chain.append(gap)
             if len(chain) >= 3 and chain[-1] < BACKOFF_GROWTH * chain[0]:
                 c.flag(

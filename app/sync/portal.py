@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,13 +38,16 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from app.config import PortalSettings
+from app.config import PortalAccount, PortalSettings
 from app.domain.codes import MAX_BATCH_ITEMS, ErrorCode
 from app.domain.ratelimit import RateLimiter
 from app.logs import get_logger
 from app.sync.observe import NullObserver, Observer
 
 log = get_logger("dossier_sync.portal")
+
+LOGIN_BACKOFF_S = 0.5
+"""The hold after a first failed login, doubling with each failure in a row."""
 
 
 class PortalError(Exception):
@@ -221,6 +225,8 @@ class PortalClient:
         # unit → the requests this process sends it, paced under the portal's bucket.
         self._pace = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self._login_locks: dict[str, asyncio.Lock] = {}
+        # unit → (logins failed in a row, monotonic time before which none is sent again)
+        self._login_backoff: dict[str, tuple[int, float]] = {}
         self.observer: Observer = observer or NullObserver()
         self.holds = holds
 
@@ -354,7 +360,11 @@ class PortalClient:
 
     async def _session(self, unit: str) -> str:
         """The unit's session, logging in if it has none. After -2 the expired token was
-        dropped (``_once``), so concurrent callers share one new login."""
+        dropped (``_once``), so concurrent callers share one new login.
+
+        A login that failed for a transient reason holds the next one back, longer after
+        each failure in a row: the callers queued behind it would otherwise each send the
+        same login the moment it failed, a hot loop from the portal's side."""
         lock = self._login_locks.setdefault(unit, asyncio.Lock())
         async with lock:
             if unit in self._sessions:
@@ -362,18 +372,42 @@ class PortalClient:
             account = self._accounts.get(unit)
             if account is None:
                 raise PortalRefused(int(ErrorCode.BAD_CREDENTIALS), f"no account for {unit}")
-            status, answer = await self._post(
-                unit,
-                "/dvcqg/auth",
-                {"username": account.username, "password": account.password.get_secret_value()},
-                "auth",
-            )
-            if status != 200 or answer.get("error_code") != 0:
-                if status == 401:
-                    raise PortalRefused(int(ErrorCode.BAD_CREDENTIALS), "login refused")
-                raise PortalUnavailable(f"login failed ({status})")
-            self._sessions[unit] = str(answer["session"])
-            return self._sessions[unit]
+            await self._wait_login(unit)
+            try:
+                session = await self._log_in(unit, account)
+            except PortalUnavailable as error:
+                if not isinstance(error, NotSent):
+                    self._login_failed(unit)
+                raise
+            self._login_backoff.pop(unit, None)
+            self._sessions[unit] = session
+            return session
+
+    async def _log_in(self, unit: str, account: PortalAccount) -> str:
+        status, answer = await self._post(
+            unit,
+            "/dvcqg/auth",
+            {"username": account.username, "password": account.password.get_secret_value()},
+            "auth",
+        )
+        if status != 200 or answer.get("error_code") != 0:
+            if status == 401:
+                raise PortalRefused(int(ErrorCode.BAD_CREDENTIALS), "login refused")
+            raise PortalUnavailable(f"login failed ({status})")
+        return str(answer["session"])
+
+    async def _wait_login(self, unit: str) -> None:
+        delay = self._login_backoff.get(unit, (0, 0.0))[1] - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _login_failed(self, unit: str) -> None:
+        failures = self._login_backoff.get(unit, (0, 0.0))[0] + 1
+        # The call's own back-off: 0.5 s doubling, plus up to 0.5 s of jitter, at most
+        # max_wait_s (what one call may wait).
+        jitter = random.uniform(0.0, LOGIN_BACKOFF_S)  # noqa: S311 - jitter, not secrets
+        hold = LOGIN_BACKOFF_S * 2 ** (failures - 1) + jitter
+        self._login_backoff[unit] = (failures, time.monotonic() + min(hold, self.max_wait_s))
 
     async def _wait_turn(self, unit: str, service: str) -> None:
         """Until ``unit`` may send. The portal asked it to send nothing before then; a

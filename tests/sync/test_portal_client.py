@@ -359,6 +359,39 @@ async def test_concurrent_calls_after_expiry_share_one_new_login(
     # as "reused after -2" although the client could not have known.
 
 
+async def test_calls_waiting_for_a_login_answered_503_do_not_log_in_again_at_once(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    """Calls queued behind a login share its failure too, not only its success: each
+    waiting call sending the same login the moment the first one failed is a hot loop
+    from the portal's side (the chaos suite caught two logins 3 ms apart)."""
+    control.add_fault(selector={"service": "auth"}, schedule={"kind": "sequence", "steps": ["503"]})
+
+    await asyncio.gather(*(client.agencies(H26) for _ in range(5)))
+
+    auths = entries(control, service="auth")
+    assert [e["http_status"] for e in auths] == [503, 200]
+    assert gaps(auths)[0] >= 0.5
+    assert_passes(control.conformance(H26), "backs_off")
+
+
+async def test_logins_that_keep_failing_wait_longer_each_time(
+    client: PortalClient, control: MockPortalControl
+) -> None:
+    control.add_fault(
+        selector={"service": "auth"}, schedule={"kind": "sequence", "steps": ["503", "503"]}
+    )
+
+    await asyncio.gather(*(client.agencies(H26) for _ in range(3)))
+
+    auths = entries(control, service="auth")
+    assert [e["http_status"] for e in auths] == [503, 503, 200]
+    first, second = gaps(auths)
+    assert first >= 0.5
+    assert second > first
+    assert_passes(control.conformance(H26), "backs_off")
+
+
 async def test_an_expire_session_fault_mid_push_is_survived(
     client: PortalClient, control: MockPortalControl
 ) -> None:
