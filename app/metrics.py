@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,6 +83,10 @@ UNKNOWN = "unknown"  # a quarantined record whose unit could not be read
 NO_CODE = "none"  # an item without a portal answer, a dead letter without a portal code
 DEFAULT_REFRESH_S = 5.0
 INDICATORS_REFRESH_S = 60.0
+REFRESH_MAX_SHARE = 0.1
+"""The most of a process's time a background refresh may take: one that runs long (the
+766 report of a month of a million dossiers takes about a minute on two cores) waits
+proportionally longer before the next, so it never crowds out the process's own work."""
 SYNC_RATE_INDICATOR = "1.4"  # dossier_sync_ratio is this indicator under its own name
 
 
@@ -247,14 +252,15 @@ class DatabaseCollector(Collector):
             f"{PREFIX}ratio",
             "Current month's sync rate: 766 indicator 1.4 of the agency as the 766 report "
             "computes it (NgayTiepNhan in the month, Asia/Ho_Chi_Minh; statuses 1 and 3 "
-            "left out; the portal's count when larger). Recomputed every minute.",
+            "left out; the portal's count when larger). Recomputed every minute (less often "
+            "when one computation takes over six seconds: at most a tenth of the time).",
             labels=["unit", "agency"],
         )
         value = GaugeMetricFamily(
             f"{PREFIX}indicator_766",
             "The agency's 766 indicator (indicators-766.md; id as in the spec: 1.4, 2.1, "
             "3.3, 4.1, 6.1, 6.2, 6.4) for the current month, 0..1; no sample while the "
-            "indicator has nothing to count. Recomputed every minute.",
+            "indicator has nothing to count. Recomputed as dossier_sync_ratio.",
             labels=["unit", "agency", "indicator"],
         )
         points = GaugeMetricFamily(
@@ -263,7 +269,12 @@ class DatabaseCollector(Collector):
             "here give at most 56 of the portal's 100); no sample while it has no value.",
             labels=["unit", "agency", "indicator"],
         )
+        computed = GaugeMetricFamily(
+            f"{PREFIX}indicators_timestamp_seconds",
+            "When this process last computed the 766 indicators (Unix time).",
+        )
         if snapshot is not None:
+            computed.add_metric([], snapshot.taken_at.timestamp())
             for key, number in sorted(snapshot.values.items()):
                 value.add_metric(list(key), number)
                 unit, agency, indicator = key
@@ -271,7 +282,7 @@ class DatabaseCollector(Collector):
                     ratio.add_metric([unit, agency], number)
             for key, number in sorted(snapshot.points.items()):
                 points.add_metric(list(key), number)
-        yield from (ratio, value, points)
+        yield from (ratio, value, points, computed)
 
     def _families(self, snapshot: DatabaseSnapshot | None) -> Iterator[Metric]:
         dossiers = GaugeMetricFamily(
@@ -509,13 +520,32 @@ async def _every(
     sessions: async_sessionmaker[AsyncSession],
     what: str,
 ) -> None:
+    await refresh_every(interval_s, stop, lambda: refresh(sessions), what)
+
+
+async def refresh_every(
+    interval_s: float,
+    stop: asyncio.Event,
+    refresh: Callable[[], Awaitable[object]],
+    what: str,
+    *,
+    max_share: float = REFRESH_MAX_SHARE,
+) -> None:
+    """Run ``refresh`` until ``stop`` is set, waiting ``interval_s`` after each run, or
+    longer after a slow one: at least ``(1 - max_share) / max_share`` times what it took,
+    so refreshing takes at most ``max_share`` of the process's time."""
     while not stop.is_set():
+        started = time.monotonic()
         try:
-            await refresh(sessions)
+            await refresh()
         except Exception as error:  # the database is down or not migrated: try again
             log.warning(f"{what} failed", error=type(error).__name__)
+        took = time.monotonic() - started
+        wait = max(interval_s, took * (1 - max_share) / max_share)
+        if wait > interval_s:
+            log.info(f"{what} slow: next one later", took_s=round(took, 2), wait_s=round(wait, 1))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
 class PrometheusObserver:

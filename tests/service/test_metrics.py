@@ -4,6 +4,7 @@ agree with the database (and so with every other process)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.db import create_engine, create_session_factory, transaction
 from app.domain.periods import Period
-from app.metrics import Metrics, PrometheusObserver, month_bounds
+from app.metrics import Metrics, PrometheusObserver, month_bounds, refresh_every
 from app.mockportal.testing import MockPortalHandle
 from app.models import DossierRow
 from app.repositories.dossiers import DossierRepository, IncomingDossier
@@ -345,6 +346,7 @@ async def test_the_766_indicators_are_each_agencys_report_for_the_month(
     assert not set(nulls) & set(values)
     # Nothing is synced yet: 1.4 is a real 0, not left out.
     assert values[("000.00.00.H26", "000.00.53.H26", "1.4")] == 0.0
+    assert found["dossier_sync_indicators_timestamp_seconds"] == {(): at.timestamp()}
 
     # Next month has no dossiers yet: no series.
     at = RECEIVED_AT + timedelta(days=40)
@@ -385,6 +387,40 @@ async def test_the_indicators_refresh_on_their_own_slower_schedule(
     await metrics.database.refresh_indicators(sessions)
     assert metrics.database.indicators is not first
     assert metrics.database.indicators.values
+
+
+async def test_a_slow_refresh_waits_nine_times_as_long_as_it_took() -> None:
+    """The 766 report of a month of a million dossiers takes about a minute: rerun every
+    minute it would keep a process busy. A refresh taking 0.1 s with a 0.01 s interval
+    runs again only after 0.9 s, so at most a tenth of the time goes to refreshing."""
+    started: list[float] = []
+
+    async def slow() -> None:
+        started.append(time.monotonic())
+        await asyncio.sleep(0.1)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(refresh_every(0.01, stop, slow, "slow refresh"))
+    await asyncio.sleep(1.5)
+    stop.set()
+    await task
+    assert len(started) == 2, started
+    assert started[1] - started[0] >= 1.0  # 0.1 s running + 0.9 s waiting
+
+
+async def test_a_quick_refresh_keeps_its_interval() -> None:
+    calls = 0
+
+    async def quick() -> None:
+        nonlocal calls
+        calls += 1
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(refresh_every(0.05, stop, quick, "quick refresh"))
+    await asyncio.sleep(0.52)
+    stop.set()
+    await task
+    assert 8 <= calls <= 11
 
 
 async def test_the_portal_hold_gauge_shows_what_is_left_of_each_units_wait(
