@@ -40,11 +40,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,12 +56,14 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import transaction
 from app.domain.dates import month_bounds as month_bounds  # noqa: PLC0414 - re-exported
 from app.domain.periods import Period
 from app.logs import get_logger
 from app.models import SyncStatus
 from app.repositories.dead_letters import DeadLetterRepository
 from app.repositories.dossiers import DossierRepository
+from app.repositories.indicators import IndicatorSnapshotRepository, StoredIndicators
 from app.repositories.outbox import OutboxRepository
 from app.repositories.portal_holds import PortalHoldRepository
 from app.repositories.quarantine import QuarantineRepository
@@ -87,6 +92,10 @@ REFRESH_MAX_SHARE = 0.1
 """The most of a process's time a background refresh may take: one that runs long (the
 766 report of a month of a million dossiers takes about a minute on two cores) waits
 proportionally longer before the next, so it never crowds out the process's own work."""
+_WAIT_PER_SECOND_RUN = (1 - REFRESH_MAX_SHARE) / REFRESH_MAX_SHARE
+CLAIM_MIN_S = 600.0
+"""The shortest claim on computing the shared 766 indicators: a process that dies while
+computing them holds the others off this long at most (longer after slow reports)."""
 SYNC_RATE_INDICATOR = "1.4"  # dossier_sync_ratio is this indicator under its own name
 
 
@@ -202,11 +211,38 @@ async def read_indicators(
     return IndicatorSnapshot(now, values, points)
 
 
-class DatabaseCollector(Collector):
-    """The database gauges, served from the last snapshot (no I/O in :meth:`collect`)."""
+def _encode(snapshot: IndicatorSnapshot) -> dict[str, Any]:
+    return {
+        "values": [[*key, number] for key, number in snapshot.values.items()],
+        "points": [[*key, number] for key, number in snapshot.points.items()],
+    }
 
-    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+
+def _decode(stored: StoredIndicators) -> IndicatorSnapshot:
+    def table(name: str) -> dict[tuple[str, str, str], float]:
+        return {
+            (str(unit), str(agency), str(indicator)): float(number)
+            for unit, agency, indicator, number in stored.indicators.get(name) or []
+        }
+
+    return IndicatorSnapshot(stored.computed_at, table("values"), table("points"))
+
+
+class DatabaseCollector(Collector):
+    """The database gauges, served from the last snapshot (no I/O in :meth:`collect`).
+
+    The 766 indicators are shared through the database (``indicator_snapshots``): a
+    snapshot any process computed is taken while it is fresh; when none is, one process
+    claims the computation and the others keep what they have until it is stored."""
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime] = utcnow,
+        indicators_interval_s: float = INDICATORS_REFRESH_S,
+    ) -> None:
         self.clock = clock
+        self.indicators_interval_s = indicators_interval_s
+        self.owner = f"metrics-{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.snapshot: DatabaseSnapshot | None = None
         self.indicators: IndicatorSnapshot | None = None
         self._lock: asyncio.Lock | None = None
@@ -223,15 +259,56 @@ class DatabaseCollector(Collector):
             return snapshot
 
     async def refresh_indicators(
-        self, sessions: async_sessionmaker[AsyncSession]
-    ) -> IndicatorSnapshot:
-        """Compute the month's 766 report of every unit and replace the indicators."""
+        self, sessions: async_sessionmaker[AsyncSession], *, shared: bool = True
+    ) -> IndicatorSnapshot | None:
+        """Replace the indicators by the month's 766 report of every unit: the one stored
+        by any process while it is fresh, else computed here (and stored) if no other
+        process is computing it; ``shared=False`` computes it here in any case."""
         if self._indicators_lock is None:
             self._indicators_lock = asyncio.Lock()
         async with self._indicators_lock:
-            indicators = await read_indicators(sessions, self.clock())
+            now = self.clock()
+            if shared:
+                async with sessions() as session:
+                    stored = await IndicatorSnapshotRepository(session).latest()
+                if stored is not None and self._fresh(stored, now):
+                    self.indicators = _decode(stored)
+                    return self.indicators
+                async with transaction(sessions) as session:
+                    claimed = await IndicatorSnapshotRepository(session).claim(
+                        self.owner, now, now + timedelta(seconds=self._claim_s(stored))
+                    )
+                if not claimed:  # another process is computing it: the best known meanwhile
+                    if stored is not None and self._same_month(stored, now):
+                        known = self.indicators
+                        if known is None or known.taken_at < stored.computed_at:
+                            self.indicators = _decode(stored)
+                    return self.indicators
+            started = time.monotonic()
+            indicators = await read_indicators(sessions, now)
+            took = time.monotonic() - started
+            async with transaction(sessions) as session:
+                await IndicatorSnapshotRepository(session).save(
+                    self.owner, now, took, _encode(indicators)
+                )
             self.indicators = indicators
             return indicators
+
+    def _fresh(self, stored: StoredIndicators, now: datetime) -> bool:
+        """Computed this month, within the interval — or, after a slow computation,
+        within the wait the refresh loop would keep after it (``refresh_every``)."""
+        lasts = max(self.indicators_interval_s, stored.took_s * _WAIT_PER_SECOND_RUN)
+        return self._same_month(stored, now) and now < stored.computed_at + timedelta(seconds=lasts)
+
+    @staticmethod
+    def _same_month(stored: StoredIndicators, now: datetime) -> bool:
+        return Period.containing(stored.computed_at) == Period.containing(now)
+
+    def _claim_s(self, stored: StoredIndicators | None) -> float:
+        """How long a claim holds the others off: well past the last computation's
+        length, so that only a process that died leaves one to expire."""
+        took = stored.took_s if stored is not None else 0.0
+        return max(CLAIM_MIN_S, 3 * took)
 
     def age_s(self) -> float | None:
         """Seconds since the snapshot was taken (None: never)."""
@@ -271,7 +348,8 @@ class DatabaseCollector(Collector):
         )
         computed = GaugeMetricFamily(
             f"{PREFIX}indicators_timestamp_seconds",
-            "When this process last computed the 766 indicators (Unix time).",
+            "When the exported 766 indicators were computed (Unix time), by whichever "
+            "process computed them: they are shared through the database.",
         )
         if snapshot is not None:
             computed.add_metric([], snapshot.taken_at.timestamp())
@@ -461,7 +539,7 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
-        self.database = DatabaseCollector(clock)
+        self.database = DatabaseCollector(clock, indicators_interval_s)
         self.circuits = CircuitCollector()
         self.registry.register(self.database)
         self.registry.register(self.circuits)
@@ -480,7 +558,7 @@ class Metrics:
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Read every database-derived gauge now, the 766 indicators included."""
         await self.database.refresh(sessions)
-        await self.database.refresh_indicators(sessions)
+        await self.database.refresh_indicators(sessions, shared=False)
 
     async def refresh_forever(
         self,
@@ -543,7 +621,7 @@ async def refresh_every(
         took = time.monotonic() - started
         wait = max(interval_s, took * (1 - max_share) / max_share)
         if wait > interval_s:
-            log.info(f"{what} slow: next one later", took_s=round(took, 2), wait_s=round(wait, 1))
+            log.debug(f"{what} slow: next one later", took_s=round(took, 2), wait_s=round(wait, 1))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
 

@@ -6,7 +6,14 @@ from app.models.catalogue import Agency, Procedure
 from app.models.dossier import DossierRow, ProgressRow
 from app.models.quarantine import QuarantineEntry
 from app.models.source import PollCheckpoint, PollWorker, Source, SourceMessage
-from app.models.sync import DeadLetter, PortalHold, PushAttempt, SyncState, SyncStatus
+from app.models.sync import (
+    DeadLetter,
+    IndicatorSnapshotRow,
+    PortalHold,
+    PushAttempt,
+    SyncState,
+    SyncStatus,
+)
 
 __all__ = [
     "Agency",
@@ -14,6 +21,7 @@ __all__ = [
     "Base",
     "DeadLetter",
     "DossierRow",
+    "IndicatorSnapshotRow",
     "PollCheckpoint",
     "PollWorker",
     "PortalHold",

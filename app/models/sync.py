@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigID
@@ -163,3 +163,19 @@ class PortalHold(Base):
 
     unit: Mapped[str] = mapped_column(String(13), primary_key=True)
     until: Mapped[datetime]
+
+
+class IndicatorSnapshotRow(Base):
+    """The month's 766 indicators as last computed (``name`` "766"), shared by every
+    process that exports them: the report of a month can take a minute, so one process
+    computes it, holding ``claimed_until`` meanwhile, and the others read the result."""
+
+    __tablename__ = "indicator_snapshots"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    computed_at: Mapped[datetime | None]
+    took_s: Mapped[float | None] = mapped_column(Float())
+    # {"values": [[unit, agency, indicator, value], …], "points": [[…, points], …]}
+    indicators: Mapped[dict[str, Any] | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
