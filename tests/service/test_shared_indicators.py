@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import app.metrics as metrics_module
 from app.db import create_session_factory, transaction
@@ -44,19 +45,20 @@ def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
-async def _seed(database: IsolatedDatabase) -> None:
-    async with transaction(create_session_factory(database.engine)) as session:
+async def _seeded(database: IsolatedDatabase) -> tuple[async_sessionmaker[AsyncSession], Clock]:
+    """Two agencies' dossiers of January 2024, and a clock a day after they arrived."""
+    sessions = create_session_factory(database.engine)
+    async with transaction(sessions) as session:
         await DossierRepository(session).upsert_many(
             [IncomingDossier(make_dossier(code), read_at=RECEIVED_AT) for code in CODES]
         )
+    return sessions, Clock(RECEIVED_AT + timedelta(days=1))
 
 
 async def test_two_processes_compute_the_months_report_once_and_export_the_same(
     migrated_database: IsolatedDatabase, computed: list[str]
 ) -> None:
-    await _seed(migrated_database)
-    sessions = create_session_factory(migrated_database.engine)
-    clock = Clock(RECEIVED_AT + timedelta(days=1))
+    sessions, clock = await _seeded(migrated_database)
     serve = DatabaseCollector(clock, INTERVAL_S)
     worker = DatabaseCollector(clock, INTERVAL_S)
 
@@ -75,9 +77,7 @@ async def test_two_processes_compute_the_months_report_once_and_export_the_same(
 async def test_a_stored_report_past_its_interval_is_computed_again(
     migrated_database: IsolatedDatabase, computed: list[str]
 ) -> None:
-    await _seed(migrated_database)
-    sessions = create_session_factory(migrated_database.engine)
-    clock = Clock(RECEIVED_AT + timedelta(days=1))
+    sessions, clock = await _seeded(migrated_database)
     serve = DatabaseCollector(clock, INTERVAL_S)
     worker = DatabaseCollector(clock, INTERVAL_S)
     await serve.refresh_indicators(sessions)
@@ -131,9 +131,7 @@ async def test_while_another_process_computes_the_others_wait_until_its_claim_ex
 ) -> None:
     """A process that claimed the computation and died holds the others off only until
     its claim runs out; meanwhile they keep exporting what they had."""
-    await _seed(migrated_database)
-    sessions = create_session_factory(migrated_database.engine)
-    clock = Clock(RECEIVED_AT + timedelta(days=1))
+    sessions, clock = await _seeded(migrated_database)
     worker = DatabaseCollector(clock, INTERVAL_S)
     first = await worker.refresh_indicators(sessions)
     clock.advance(INTERVAL_S + 1)  # stale now
