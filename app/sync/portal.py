@@ -46,8 +46,9 @@ from app.sync.observe import NullObserver, Observer
 
 log = get_logger("dossier_sync.portal")
 
-LOGIN_BACKOFF_S = 0.5
-"""The hold after a first failed login, doubling with each failure in a row."""
+BACKOFF_S = 0.5
+"""The wait before a call's second attempt (and after a first failed login), doubling
+with each failure in a row, plus up to as much again of jitter."""
 
 
 class PortalError(Exception):
@@ -312,9 +313,9 @@ class PortalClient:
         """One contract call with retries; returns the answer of error_code 0 or 1."""
 
         def wait(state: RetryCallState) -> float:
-            backoff = wait_exponential_jitter(multiplier=0.5, max=self.max_wait_s, jitter=0.5)(
-                state
-            )
+            backoff = wait_exponential_jitter(
+                multiplier=BACKOFF_S, max=self.max_wait_s, jitter=BACKOFF_S
+            )(state)
             error = state.outcome.exception() if state.outcome else None
             floor = getattr(error, "retry_after", None) or 0.0
             return max(backoff, floor)
@@ -403,10 +404,9 @@ class PortalClient:
 
     def _login_failed(self, unit: str) -> None:
         failures = self._login_backoff.get(unit, (0, 0.0))[0] + 1
-        # The call's own back-off: 0.5 s doubling, plus up to 0.5 s of jitter, at most
-        # max_wait_s (what one call may wait).
-        jitter = random.uniform(0.0, LOGIN_BACKOFF_S)  # noqa: S311 - jitter, not secrets
-        hold = LOGIN_BACKOFF_S * 2 ** (failures - 1) + jitter
+        # The calls' own back-off (``_call``), at most max_wait_s (what one call may wait).
+        jitter = random.uniform(0.0, BACKOFF_S)  # noqa: S311 - jitter, not secrets
+        hold = BACKOFF_S * 2 ** (failures - 1) + jitter
         self._login_backoff[unit] = (failures, time.monotonic() + min(hold, self.max_wait_s))
 
     async def _wait_turn(self, unit: str, service: str) -> None:
