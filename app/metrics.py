@@ -92,7 +92,6 @@ REFRESH_MAX_SHARE = 0.1
 """The most of a process's time a background refresh may take: one that runs long (the
 766 report of a month of a million dossiers takes about a minute on two cores) waits
 proportionally longer before the next, so it never crowds out the process's own work."""
-_WAIT_PER_SECOND_RUN = (1 - REFRESH_MAX_SHARE) / REFRESH_MAX_SHARE
 CLAIM_MIN_S = 600.0
 """The shortest claim on computing the shared 766 indicators: a process that dies while
 computing them holds the others off this long at most (longer after slow reports)."""
@@ -297,7 +296,7 @@ class DatabaseCollector(Collector):
     def _fresh(self, stored: StoredIndicators, now: datetime) -> bool:
         """Computed this month, within the interval — or, after a slow computation,
         within the wait the refresh loop would keep after it (``refresh_every``)."""
-        lasts = max(self.indicators_interval_s, stored.took_s * _WAIT_PER_SECOND_RUN)
+        lasts = wait_after(stored.took_s, self.indicators_interval_s)
         return self._same_month(stored, now) and now < stored.computed_at + timedelta(seconds=lasts)
 
     @staticmethod
@@ -601,6 +600,12 @@ async def _every(
     await refresh_every(interval_s, stop, lambda: refresh(sessions), what)
 
 
+def wait_after(took_s: float, interval_s: float, max_share: float = REFRESH_MAX_SHARE) -> float:
+    """The wait after a refresh that ran ``took_s``: the interval, or long enough that
+    refreshing takes at most ``max_share`` of the time."""
+    return max(interval_s, took_s * (1 - max_share) / max_share)
+
+
 async def refresh_every(
     interval_s: float,
     stop: asyncio.Event,
@@ -609,9 +614,7 @@ async def refresh_every(
     *,
     max_share: float = REFRESH_MAX_SHARE,
 ) -> None:
-    """Run ``refresh`` until ``stop`` is set, waiting ``interval_s`` after each run, or
-    longer after a slow one: at least ``(1 - max_share) / max_share`` times what it took,
-    so refreshing takes at most ``max_share`` of the process's time."""
+    """Run ``refresh`` until ``stop`` is set, waiting :func:`wait_after` after each run."""
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -619,7 +622,7 @@ async def refresh_every(
         except Exception as error:  # the database is down or not migrated: try again
             log.warning(f"{what} failed", error=type(error).__name__)
         took = time.monotonic() - started
-        wait = max(interval_s, took * (1 - max_share) / max_share)
+        wait = wait_after(took, interval_s, max_share)
         if wait > interval_s:
             log.debug(f"{what} slow: next one later", took_s=round(took, 2), wait_s=round(wait, 1))
         with contextlib.suppress(TimeoutError):
