@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, null, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, null, select, update
 
 from app.domain.agency import unit_of_dossier
 from app.domain.dossier import Dossier, canonical_hash
@@ -103,7 +103,7 @@ class DossierRepository(Repository):
                         DossierRow.content_hash,
                         DossierRow.version,
                     )
-                    .where(DossierRow.ma_ho_so.in_(latest))
+                    .where(self.one_of(DossierRow.ma_ho_so, latest))
                     .with_for_update()
                 )
             ).all()
@@ -184,7 +184,7 @@ class DossierRepository(Repository):
 
     async def get_many(self, dossier_ids: Iterable[int]) -> dict[int, DossierRow]:
         rows = await self.session.scalars(
-            select(DossierRow).where(DossierRow.id.in_(list(dossier_ids)))
+            select(DossierRow).where(self.one_of(DossierRow.id, dossier_ids))
         )
         return {row.id: row for row in rows}
 
@@ -192,14 +192,16 @@ class DossierRepository(Repository):
         """``MaHoSo`` → content hash of the stored state, for the codes that are stored."""
         rows = await self.session.execute(
             select(DossierRow.ma_ho_so, DossierRow.content_hash).where(
-                DossierRow.ma_ho_so.in_(list(codes))
+                self.one_of(DossierRow.ma_ho_so, codes)
             )
         )
         return dict(rows.all())
 
     async def ids_by_code(self, codes: Iterable[str]) -> dict[str, int]:
         rows = await self.session.execute(
-            select(DossierRow.ma_ho_so, DossierRow.id).where(DossierRow.ma_ho_so.in_(list(codes)))
+            select(DossierRow.ma_ho_so, DossierRow.id).where(
+                self.one_of(DossierRow.ma_ho_so, codes)
+            )
         )
         return dict(rows.all())
 
@@ -310,7 +312,7 @@ class DossierRepository(Repository):
             return set()
         known = await self.session.execute(
             select(ProgressRow.dossier_id, ProgressRow.identity_hash).where(
-                tuple_(ProgressRow.dossier_id, ProgressRow.identity_hash).in_(list(fresh))
+                self.pairs_of(ProgressRow.dossier_id, ProgressRow.identity_hash, fresh)
             )
         )
         for key in known.all():
@@ -339,7 +341,7 @@ class DossierRepository(Repository):
         """Progress the portal has not acknowledged, per dossier, in the order it happened."""
         rows = await self.session.scalars(
             select(ProgressRow)
-            .where(ProgressRow.dossier_id.in_(list(dossier_ids)), ProgressRow.acked_at.is_(None))
+            .where(self.one_of(ProgressRow.dossier_id, dossier_ids), ProgressRow.acked_at.is_(None))
             .order_by(ProgressRow.dossier_id, ProgressRow.occurred_at, ProgressRow.id)
         )
         out: dict[int, list[ProgressRow]] = {}
@@ -360,7 +362,7 @@ class DossierRepository(Repository):
         """Identity hashes of the steps the portal acknowledged, per dossier."""
         rows = await self.session.execute(
             select(ProgressRow.dossier_id, ProgressRow.identity_hash).where(
-                ProgressRow.dossier_id.in_(list(dossier_ids)), ProgressRow.acked_at.is_not(None)
+                self.one_of(ProgressRow.dossier_id, dossier_ids), ProgressRow.acked_at.is_not(None)
             )
         )
         out: dict[int, set[str]] = {}
@@ -387,7 +389,7 @@ class DossierRepository(Repository):
     async def mark_progress_acked(self, progress_ids: Iterable[int], now: datetime) -> None:
         await self.session.execute(
             update(ProgressRow)
-            .where(ProgressRow.id.in_(list(progress_ids)), ProgressRow.acked_at.is_(None))
+            .where(self.one_of(ProgressRow.id, progress_ids), ProgressRow.acked_at.is_(None))
             .values(acked_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, ScalarSelect, bindparam, case, func, select, tuple_, update
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, case, func, select, update
 
 from app.models import SyncState, SyncStatus
 from app.models.base import table_of
@@ -108,7 +108,8 @@ class OutboxRepository(Repository):
             .where(
                 SyncState.dossier_id.in_(
                     _locked_in_order(
-                        SyncState.dossier_id.in_(ids), SyncState.status != SyncStatus.DEAD.value
+                        self.one_of(SyncState.dossier_id, ids),
+                        SyncState.status != SyncStatus.DEAD.value,
                     )
                 )
             )
@@ -185,7 +186,7 @@ class OutboxRepository(Repository):
         if dossier_ids is not None:
             if not dossier_ids:
                 return set()
-            held.append(SyncState.dossier_id.in_(dossier_ids))
+            held.append(self.one_of(SyncState.dossier_id, dossier_ids))
         kept = await self.session.scalars(
             update(SyncState)
             .where(SyncState.dossier_id.in_(_locked_in_order(*held)))
@@ -341,7 +342,7 @@ class OutboxRepository(Repository):
             .where(
                 SyncState.dossier_id.in_(
                     _locked_in_order(
-                        SyncState.dossier_id.in_(list(dossier_ids)),
+                        self.one_of(SyncState.dossier_id, dossier_ids),
                         SyncState.lease_owner == owner,
                     )
                 )
@@ -371,7 +372,7 @@ class OutboxRepository(Repository):
             return 0
         result = await self.session.execute(
             update(SyncState)
-            .where(SyncState.dossier_id.in_(ids), *_at_change(change_seq))
+            .where(self.one_of(SyncState.dossier_id, ids), *_at_change(change_seq))
             .values(
                 status=_PENDING,
                 pending_since=func.coalesce(SyncState.pending_since, now),
@@ -404,7 +405,7 @@ class OutboxRepository(Repository):
         result = await self.session.execute(
             update(SyncState)
             .where(
-                tuple_(SyncState.dossier_id, SyncState.pending_version).in_(pairs),
+                self.pairs_of(SyncState.dossier_id, SyncState.pending_version, pairs),
                 SyncState.status == SyncStatus.ACKED.value,
             )
             .values(

@@ -112,7 +112,7 @@ class QuarantineRepository(Repository):
             update(QuarantineEntry)
             .where(
                 QuarantineEntry.source_id == source_id,
-                QuarantineEntry.record_key.in_(list(record_keys)),
+                self.one_of(QuarantineEntry.record_key, record_keys),
                 QuarantineEntry.resolved_at.is_(None),
             )
             .values(resolved_at=now)

@@ -126,7 +126,7 @@ class ReportRepository(Repository):
         rows = await self.session.execute(
             select(ProgressRow.dossier_id, ProgressRow.status, func.min(ProgressRow.occurred_at))
             .where(
-                ProgressRow.dossier_id.in_(ids),
+                self.one_of(ProgressRow.dossier_id, ids),
                 ProgressRow.status.in_(HISTORY_STATUSES),
             )
             .group_by(ProgressRow.dossier_id, ProgressRow.status)

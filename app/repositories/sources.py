@@ -218,7 +218,7 @@ class SourceMessageRepository(Repository):
         """Every stored message of these dossiers, in arrival order."""
         rows = await self.session.execute(
             select(SourceMessage.ma_ho_so, SourceMessage.raw)
-            .where(SourceMessage.source_id == source_id, SourceMessage.ma_ho_so.in_(list(codes)))
+            .where(SourceMessage.source_id == source_id, self.one_of(SourceMessage.ma_ho_so, codes))
             .order_by(SourceMessage.id)
         )
         out: dict[str, list[dict[str, Any]]] = {}
