@@ -263,17 +263,17 @@ async def search(
     simulator.before_list()
     world = simulator.world
     with world.lock:
-        chosen = [d for d in world.dossiers if since is None or d.modified_at >= since]
         if direction == "asc":
-            chosen.sort(key=lambda d: (d.modified_at, d.igate_id))
+            content, total = world.modified_since(since, page * size, (page + 1) * size)
         else:
+            chosen = [d for d in world.dossiers if since is None or d.modified_at >= since]
             chosen.sort(key=lambda d: d.igate_id)
             chosen.sort(key=lambda d: d.modified_at, reverse=True)  # stable: ids stay asc
-        content = chosen[page * size : (page + 1) * size]
+            content, total = chosen[page * size : (page + 1) * size], len(chosen)
         return {
             "content": [record(d) for d in content],
-            "totalElements": len(chosen),
-            "totalPages": math.ceil(len(chosen) / size),
+            "totalElements": total,
+            "totalPages": math.ceil(total / size),
             "number": page,
             "size": size,
         }

@@ -12,6 +12,7 @@ dialect modules.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import random
 import threading
@@ -329,6 +330,11 @@ class World:
             self.clock = Clock(self.settings.clock, self.rng)
             self.dossiers: list[SimDossier] = []
             self._by_key: dict[Key, SimDossier] = {}
+            # Every dossier as (modified_at, igate_id, index), kept sorted as dossiers
+            # change: iGate's search reads its page by bisection instead of filtering
+            # and sorting the whole world on every request (26 ms at 20,000 dossiers,
+            # on the path of every poll).
+            self._timeline: list[tuple[datetime, str, int]] = []
             # Unfinished dossiers, the ones a change may pick: a list (so that a seeded
             # sample is reproducible) with each one's position, for O(1) removal.
             self._active: list[SimDossier] = []
@@ -403,6 +409,16 @@ class World:
             self._enqueue(message)
 
     # --- queries -------------------------------------------------------------------------
+
+    def modified_since(
+        self, since: datetime | None, start: int, stop: int
+    ) -> tuple[list[SimDossier], int]:
+        """Rows ``[start, stop)`` of the dossiers modified at or after ``since`` (all
+        of them if None), oldest first, equal times by iGate id; and how many there are."""
+        with self.lock:
+            first = 0 if since is None else bisect.bisect_left(self._timeline, (since, ""))
+            rows = self._timeline[first + start : first + stop] if start < stop else []
+            return [self.dossiers[index] for _, _, index in rows], len(self._timeline) - first
 
     def key_of(self, dossier: SimDossier) -> Key:
         """The source's own id: OpenCPS dossierId, iGate id, DVCLT maHoSo."""
@@ -545,6 +561,7 @@ class World:
             dossier.form = _dvclt_form(rng, applicant, module, at)
         self.dossiers.append(dossier)
         self._by_key[self.key_of(dossier)] = dossier
+        bisect.insort(self._timeline, (at, igate_id, dossier.index))
         self._active_at[dossier.index] = len(self._active)
         self._active.append(dossier)
         if self.dialect == "dvclt":
@@ -686,11 +703,20 @@ class World:
         )
         dossier.history.append(entry)
         dossier.state, dossier.status, dossier.unmapped = state, status, parked is not None
-        dossier.modified_at = at
+        self._move(dossier, at)
         if dossier.final and dossier.index in self._active_at:
             self._retire(dossier)
         if self.dialect == "dvclt":
             self._emit(dossier, entry)
+
+    def _move(self, dossier: SimDossier, at: datetime) -> None:
+        """Set the dossier's modification time, keeping the timeline in order."""
+        if at == dossier.modified_at:
+            return
+        old = (dossier.modified_at, dossier.igate_id, dossier.index)
+        del self._timeline[bisect.bisect_left(self._timeline, old)]
+        dossier.modified_at = at
+        bisect.insort(self._timeline, (at, dossier.igate_id, dossier.index))
 
     def _apply_effects(
         self,

@@ -7,7 +7,7 @@ import itertools
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from email_validator import validate_email
@@ -17,7 +17,7 @@ from app.domain import DossierStatus, is_transition_allowed, parse_dossier
 from app.domain.agency import is_dossier_code, unit_of
 from app.domain.validation import RecordInvalid
 from app.simulators import DIALECTS, Dialect, SimulatorSettings
-from app.simulators.world import World
+from app.simulators.world import SimDossier, World
 from tests.simulators.conftest import Clients, StartSimulator
 from tests.simulators.helpers import parse_dmy, parse_iso
 from tests.simulators.portal_mapping import UnparsableError, igate_dossier, opencps_dossier
@@ -204,3 +204,29 @@ def test_worlds_are_built_without_http() -> None:
         SimulatorSettings(units=("000.00.53.H26",))
     with pytest.raises(ValueError, match="count"):
         world.mutate(-1)
+
+
+@pytest.mark.parametrize("clock", ["manual", "real"])
+def test_the_timeline_answers_as_filtering_and_sorting_the_whole_world(
+    clock: Literal["manual", "real"],
+) -> None:
+    """iGate's search reads pages off a timeline kept in order as dossiers change; it must
+    answer exactly what filtering the world and sorting it by (time, id) answers, ties
+    and bulk actions included, at every page and ``updated-from``."""
+    world = World("igate", SimulatorSettings(dossiers=200, seed=11, ties=True, clock=clock))
+
+    def brute(since: datetime | None) -> list[SimDossier]:
+        chosen = [d for d in world.dossiers if since is None or d.modified_at >= since]
+        return sorted(chosen, key=lambda d: (d.modified_at, d.igate_id))
+
+    for round_ in range(6):
+        world.mutate(40, bulk=1 + round_ % 4)
+        times = sorted({d.modified_at for d in world.dossiers})
+        probes = [None, times[0], times[len(times) // 2], times[-1], times[-1] + timedelta(0, 0, 1)]
+        for since in probes:
+            expected = brute(since)
+            for start, stop in ((0, 7), (7, 14), (0, 500), (len(expected) - 3, len(expected) + 9)):
+                rows, total = world.modified_since(since, max(start, 0), stop)
+                assert total == len(expected)
+                assert rows == expected[max(start, 0) : stop]
+    assert len({(d.modified_at, d.igate_id) for d in world.dossiers}) == len(world.dossiers)
