@@ -95,6 +95,10 @@ proportionally longer before the next, so it never crowds out the process's own 
 CLAIM_MIN_S = 600.0
 """The shortest claim on computing the shared 766 indicators: a process that dies while
 computing them holds the others off this long at most (longer after slow reports)."""
+WAITING_LOOK_S = 5.0
+"""How often a process with none of this month's 766 indicators looks for the report
+another process is computing, instead of its interval: a process started while another
+computes the report exports it a few seconds after it is stored, not an interval later."""
 SYNC_RATE_INDICATOR = "1.4"  # dossier_sync_ratio is this indicator under its own name
 
 
@@ -244,6 +248,8 @@ class DatabaseCollector(Collector):
         self.owner = f"metrics-{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.snapshot: DatabaseSnapshot | None = None
         self.indicators: IndicatorSnapshot | None = None
+        # Another process computes the report and this one has none of the month's.
+        self._waiting = False
         self._lock: asyncio.Lock | None = None
         # Its own lock: a report in progress never holds back the other gauges.
         self._indicators_lock: asyncio.Lock | None = None
@@ -267,6 +273,7 @@ class DatabaseCollector(Collector):
             self._indicators_lock = asyncio.Lock()
         async with self._indicators_lock:
             now = self.clock()
+            self._waiting = False
             if shared:
                 async with sessions() as session:
                     stored = await IndicatorSnapshotRepository(session).latest()
@@ -282,6 +289,10 @@ class DatabaseCollector(Collector):
                         known = self.indicators
                         if known is None or known.taken_at < stored.computed_at:
                             self.indicators = _decode(stored)
+                    known = self.indicators
+                    self._waiting = known is None or Period.containing(
+                        known.taken_at
+                    ) != Period.containing(now)
                     return self.indicators
             started = time.monotonic()
             indicators = await read_indicators(sessions, now)
@@ -292,6 +303,12 @@ class DatabaseCollector(Collector):
                 )
             self.indicators = indicators
             return indicators
+
+    def next_look_s(self) -> float | None:
+        """How soon the indicators' refresh should look again, when sooner than its
+        interval: while another process computes the report and this one has none of
+        the month's (:data:`WAITING_LOOK_S`)."""
+        return WAITING_LOOK_S if self._waiting else None
 
     def _fresh(self, stored: StoredIndicators, now: datetime) -> bool:
         """Computed this month, within the interval — or, after a slow computation,
@@ -568,14 +585,15 @@ class Metrics:
         """Refresh the database snapshot every ``interval_s`` and the 766 indicators
         every ``indicators_interval_s``, each on its own, until ``stop`` is set; a failing
         read leaves the last values in place (the snapshot's timestamp tells)."""
+        database = self.database
         await asyncio.gather(
-            _every(interval_s, stop, self.database.refresh, sessions, "metrics refresh"),
-            _every(
+            refresh_every(interval_s, stop, lambda: database.refresh(sessions), "metrics refresh"),
+            refresh_every(
                 self.indicators_interval_s,
                 stop,
-                self.database.refresh_indicators,
-                sessions,
+                lambda: database.refresh_indicators(sessions),
                 "766 indicators refresh",
+                sooner=database.next_look_s,
             ),
         )
 
@@ -588,16 +606,6 @@ class Metrics:
         0.0.4 unless it asks for OpenMetrics or text 1.0.0), and its content type."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
-
-
-async def _every(
-    interval_s: float,
-    stop: asyncio.Event,
-    refresh: Callable[[async_sessionmaker[AsyncSession]], Awaitable[object]],
-    sessions: async_sessionmaker[AsyncSession],
-    what: str,
-) -> None:
-    await refresh_every(interval_s, stop, lambda: refresh(sessions), what)
 
 
 def wait_after(took_s: float, interval_s: float, max_share: float = REFRESH_MAX_SHARE) -> float:
@@ -613,8 +621,10 @@ async def refresh_every(
     what: str,
     *,
     max_share: float = REFRESH_MAX_SHARE,
+    sooner: Callable[[], float | None] | None = None,
 ) -> None:
-    """Run ``refresh`` until ``stop`` is set, waiting :func:`wait_after` after each run."""
+    """Run ``refresh`` until ``stop`` is set, waiting :func:`wait_after` after each run,
+    or what ``sooner`` answers after it when that is shorter."""
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -625,6 +635,9 @@ async def refresh_every(
         wait = wait_after(took, interval_s, max_share)
         if wait > interval_s:
             log.debug(f"{what} slow: next one later", took_s=round(took, 2), wait_s=round(wait, 1))
+        early = sooner() if sooner is not None else None
+        if early is not None:
+            wait = min(wait, early)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
 

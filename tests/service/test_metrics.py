@@ -423,6 +423,31 @@ async def test_a_quick_refresh_keeps_its_interval() -> None:
     assert 8 <= calls <= 11
 
 
+async def test_a_refresh_that_asks_to_look_again_sooner_does_so_until_it_stops_asking() -> None:
+    """The 766 refresh looks again after a few seconds, not its interval, while another
+    process computes the report this one lacks; once it has one, the interval again."""
+    calls = 0
+
+    async def refresh() -> None:
+        nonlocal calls
+        calls += 1
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        refresh_every(
+            10.0,
+            stop,
+            refresh,
+            "766 indicators refresh",
+            sooner=lambda: 0.05 if calls < 4 else None,
+        )
+    )
+    await asyncio.sleep(0.6)
+    stop.set()
+    await task
+    assert calls == 4  # three early looks, then the 10 s interval
+
+
 async def test_the_portal_hold_gauge_shows_what_is_left_of_each_units_wait(
     migrated_database: IsolatedDatabase,
 ) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import app.metrics as metrics_module
 from app.db import create_session_factory, transaction
-from app.metrics import CLAIM_MIN_S, DatabaseCollector, IndicatorSnapshot
+from app.metrics import CLAIM_MIN_S, WAITING_LOOK_S, DatabaseCollector, IndicatorSnapshot
 from app.repositories.dossiers import DossierRepository, IncomingDossier
 from app.repositories.indicators import IndicatorSnapshotRepository
 from tests.conftest import IsolatedDatabase
@@ -149,6 +149,35 @@ async def test_while_another_process_computes_the_others_wait_until_its_claim_ex
     again = await worker.refresh_indicators(sessions)
     assert computed == ["computed", "computed"]
     assert again is not None and again.taken_at == clock.now
+
+
+async def test_a_process_without_the_months_report_looks_again_soon_while_another_computes_it(
+    migrated_database: IsolatedDatabase, computed: list[str]
+) -> None:
+    """A process that starts while another computes the month's report has nothing to
+    export; it asks to look again in a few seconds rather than an interval, and takes
+    the report as soon as it is stored."""
+    sessions, clock = await _seeded(migrated_database)
+    async with transaction(sessions) as session:
+        assert await IndicatorSnapshotRepository(session).claim(
+            "serve", clock.now, clock.now + timedelta(seconds=CLAIM_MIN_S)
+        )
+    worker = DatabaseCollector(clock, INTERVAL_S)
+    assert worker.next_look_s() is None  # nothing asked yet
+
+    assert await worker.refresh_indicators(sessions) is None
+    assert worker.next_look_s() == WAITING_LOOK_S < INTERVAL_S
+    assert computed == []
+
+    serve = DatabaseCollector(clock, INTERVAL_S)
+    serve.owner = "serve"  # the process holding the claim computes and stores it
+    stored = await serve.refresh_indicators(sessions)
+    assert stored is not None
+    clock.advance(WAITING_LOOK_S)
+    taken = await worker.refresh_indicators(sessions)
+    assert taken is not None and taken.values == stored.values
+    assert worker.next_look_s() is None
+    assert computed == ["computed"]  # by serve only
 
 
 async def test_a_claim_is_one_process_at_a_time_and_storing_gives_it_up(
