@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,15 +37,19 @@ class Repository:
         raise NotImplementedError(f"unsupported database dialect {self.dialect!r}")
 
     def one_of(self, column: Column, values: Iterable[Any]) -> ColumnElement[bool]:
-        """``column IN values``. On PostgreSQL as ``= ANY`` of one array parameter: the
-        statement's text is the same however many values there are, so asyncpg prepares
-        it once and PostgreSQL plans it once, where an ``IN`` list is a new statement
-        for every length, expanded, sent, parsed and planned value by value (a page's
-        thousand-value list took longer to plan than to run). SQLite has no arrays."""
+        """``column IN values`` (integers or strings) as one parameter, whatever their
+        number: on PostgreSQL ``= ANY`` of an array, on SQLite ``IN`` the elements of a
+        JSON array. The statement's text is then the same however many values there
+        are, so it is prepared and planned once, where an ``IN`` list is a new
+        statement of every length, expanded, sent and planned value by value (a page's
+        thousand-value list took longer to plan than to run); and no list is too long
+        (asyncpg takes at most 32,767 parameters a statement; SQLite, as built by
+        default, 32,766)."""
         listed = list(values)
         if self.dialect == "postgresql":
             return column == any_(bindparam(None, listed, type_=postgresql.ARRAY(column.type)))
-        return column.in_(listed)
+        elements = func.json_each(bindparam(None, json.dumps(listed))).table_valued("value")
+        return column.in_(select(elements.c.value))
 
     def pairs_of(
         self,
@@ -52,10 +57,10 @@ class Repository:
         second: Column,
         pairs: Iterable[tuple[Any, Any]],
     ) -> ColumnElement[bool]:
-        """``(first, second) IN pairs``; on PostgreSQL the pairs come as two array
-        parameters, unnested side by side (see :meth:`one_of`), which also lets the
-        planner probe a two-column index once a pair instead of OR-ing a thousand
-        conditions."""
+        """``(first, second) IN pairs``, as :meth:`one_of`: on PostgreSQL two arrays
+        unnested side by side (which also lets the planner probe a two-column index once
+        a pair instead of OR-ing a thousand conditions), on SQLite one JSON array of
+        pairs."""
         listed = list(pairs)
         if self.dialect == "postgresql":
             keys = (
@@ -67,4 +72,8 @@ class Repository:
                 .render_derived()
             )
             return tuple_(first, second).in_(select(keys.c.first, keys.c.second))
-        return tuple_(first, second).in_(listed)
+        elements = func.json_each(bindparam(None, json.dumps([list(p) for p in listed])))
+        pair = elements.table_valued("value").c.value
+        return tuple_(first, second).in_(
+            select(func.json_extract(pair, "$[0]"), func.json_extract(pair, "$[1]"))
+        )
