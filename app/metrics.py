@@ -214,6 +214,10 @@ async def read_indicators(
     return IndicatorSnapshot(now, values, points)
 
 
+def _same_month(at: datetime, now: datetime) -> bool:
+    return Period.containing(at) == Period.containing(now)
+
+
 def _encode(snapshot: IndicatorSnapshot) -> dict[str, Any]:
     return {
         "values": [[*key, number] for key, number in snapshot.values.items()],
@@ -285,14 +289,12 @@ class DatabaseCollector(Collector):
                         self.owner, now, now + timedelta(seconds=self._claim_s(stored))
                     )
                 if not claimed:  # another process is computing it: the best known meanwhile
-                    if stored is not None and self._same_month(stored, now):
+                    if stored is not None and _same_month(stored.computed_at, now):
                         known = self.indicators
                         if known is None or known.taken_at < stored.computed_at:
                             self.indicators = _decode(stored)
                     known = self.indicators
-                    self._waiting = known is None or Period.containing(
-                        known.taken_at
-                    ) != Period.containing(now)
+                    self._waiting = known is None or not _same_month(known.taken_at, now)
                     return self.indicators
             started = time.monotonic()
             indicators = await read_indicators(sessions, now)
@@ -313,12 +315,8 @@ class DatabaseCollector(Collector):
     def _fresh(self, stored: StoredIndicators, now: datetime) -> bool:
         """Computed this month, within the interval — or, after a slow computation,
         within the wait the refresh loop would keep after it (``refresh_every``)."""
-        lasts = wait_after(stored.took_s, self.indicators_interval_s)
-        return self._same_month(stored, now) and now < stored.computed_at + timedelta(seconds=lasts)
-
-    @staticmethod
-    def _same_month(stored: StoredIndicators, now: datetime) -> bool:
-        return Period.containing(stored.computed_at) == Period.containing(now)
+        lasts = timedelta(seconds=wait_after(stored.took_s, self.indicators_interval_s))
+        return _same_month(stored.computed_at, now) and now < stored.computed_at + lasts
 
     def _claim_s(self, stored: StoredIndicators | None) -> float:
         """How long a claim holds the others off: well past the last computation's
