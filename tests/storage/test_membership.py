@@ -77,7 +77,8 @@ async def test_pairs_of_selects_exactly_its_pairs(session: AsyncSession) -> None
     assert len(known) == 36
     chosen = sorted(known)[::5]
     # A known hash under another dossier's id is not a match: pairs, not two lists.
-    crossed = [(chosen[0][0], chosen[-1][1])] if chosen[0][0] != chosen[-1][0] else []
+    assert chosen[0][0] != chosen[-1][0]
+    crossed = [(chosen[0][0], chosen[-1][1])]
     absent = [(max(ids.values()) + 1, chosen[0][1])]
     rows = await session.execute(
         select(ProgressRow.dossier_id, ProgressRow.identity_hash).where(
