@@ -308,7 +308,9 @@ def test_phone_rejected(field: str, value: str) -> None:
     "value", ["an.nguyen@example.vn", "a+tag@mail.example.com.vn", "x_y-z@sub.domain.gov.vn"]
 )
 def test_email_accepted(value: str) -> None:
-    assert parse_dossier(valid_dossier(Email=value)).Email == value
+    # Twice: the second answer comes from the validator's memo of addresses.
+    for _ in range(2):
+        assert parse_dossier(valid_dossier(Email=value)).Email == value
 
 
 @pytest.mark.parametrize(
@@ -326,7 +328,8 @@ def test_email_accepted(value: str) -> None:
     ],
 )
 def test_email_rejected(value: str) -> None:
-    assert only_issue(valid_dossier(Email=value)) == ("Email", "format")
+    for _ in range(2):  # the second from the memo, as above
+        assert only_issue(valid_dossier(Email=value)) == ("Email", "format")
 
 
 # --- dates ---------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ its other steps still go through.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from app.domain.agency import agency_of_dossier, is_dossier_code, unit_of
-from app.domain.dates import VN_TZ, format_portal_datetime
+from app.domain.dates import VN_TZ
 from app.domain.dossier import Dossier, parse_dossier
 from app.domain.progress import ProgressRecord, parse_progress
 from app.domain.status import DossierStatus
@@ -179,7 +180,9 @@ class FormBuilder:
             self.problems.append(problem.issue | {"path": path})
             return None
         if parsed is not None:
-            self.form[name] = format_portal_datetime(parsed)
+            # The aware datetime itself: the contract's validator takes it as it is, where
+            # its 14-digit text would be formatted here only to be parsed back there.
+            self.form[name] = parsed
         return parsed
 
     def status(self, value: Any, path: str, statuses: StatusMap) -> DossierStatus | None:
@@ -198,14 +201,30 @@ class FormBuilder:
         self.problems.append({"path": path, "code": code, "message": message})
 
 
+_DMY = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
 def parse_dmy(value: Any) -> datetime | None:
     """``dd/MM/yyyy HH:mm:ss`` local time (OpenCPS, DVCLT); ``""`` or null: unset."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise Problem("", "unparsable_date", f"không phải ngày giờ: {value!r}")
+    text = value.strip()
     try:
-        parsed = datetime.strptime(value.strip(), "%d/%m/%Y %H:%M:%S")  # noqa: DTZ007
+        if _DMY.fullmatch(text):
+            # Every field its two (four) ASCII digits: what strptime makes of them, read
+            # directly at a quarter of its cost (every OpenCPS and DVCLT date, every poll).
+            return datetime(
+                int(text[6:10]),
+                int(text[3:5]),
+                int(text[0:2]),
+                int(text[11:13]),
+                int(text[14:16]),
+                int(text[17:19]),
+                tzinfo=VN_TZ,
+            )
+        parsed = datetime.strptime(text, "%d/%m/%Y %H:%M:%S")  # noqa: DTZ007
     except ValueError:
         raise Problem("", "unparsable_date", f"ngày giờ không hợp lệ: {value!r}") from None
     return parsed.replace(tzinfo=VN_TZ)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.domain.dates import format_portal_datetime
 from app.domain.progress import ProgressRecord
 from app.domain.status import DossierStatus
 from app.sync.normalise.common import (
@@ -162,12 +161,12 @@ def _form(ma_ho_so: str, timeline: list[_Message], context: Context) -> FormBuil
     }
     finished = brought[RESULT_AVAILABLE] or brought[REFUSED]
     if finished is not None:
-        form.put("NgayKetThucXuLy", format_portal_datetime(finished))
+        form.put("NgayKetThucXuLy", finished)
     refused, returned = brought[REFUSED], brought[RESULT_RETURNED]
     if refused is not None and latest.status is DossierStatus.NOT_RECEIVED:
-        form.put("NgayTuChoi", format_portal_datetime(refused))
+        form.put("NgayTuChoi", refused)
     if returned is not None:
-        form.put("NgayTra", format_portal_datetime(returned))
+        form.put("NgayTra", returned)
     if brought[RESULT_RETURNED] is not None or latest.status is DossierStatus.RESULT_RETURNED:
         form.put("HinhThuc", 0)  # the queue says nothing of how; in person (policy)
     agency = _agency(latest, ma_ho_so, context, form)
