@@ -13,12 +13,16 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.demodata import load_demo_catalogue
+from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
 from app.servers import free_port
 
 DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
@@ -123,3 +127,14 @@ def ingest_key(config: Path, unit: str) -> str:
     command += ["--scope", "ingest", "--config", str(config)]
     created = subprocess.run(command, env=service_env(), capture_output=True, text=True, check=True)
     return created.stdout.strip().splitlines()[-1]
+
+
+async def store_demo_catalogue(session: AsyncSession, now: datetime) -> None:
+    """The portal's demo catalogue in the database, as a catalogue refresh leaves it."""
+    demo = load_demo_catalogue()
+    catalogue = CatalogueRepository(session)
+    await catalogue.replace_procedures(demo["procedures"], now)
+    await catalogue.replace_agencies(
+        [CatalogueAgency(a["MaCoQuan"], a["TenCoQuan"], a["Cap"]) for a in demo["agencies"]],
+        now,
+    )

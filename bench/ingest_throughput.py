@@ -42,14 +42,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+from benchutil import store_demo_catalogue
 from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.auth import Scope, create_key
 from app.db import create_engine, create_session_factory, transaction
-from app.demodata import load_demo_catalogue
 from app.domain.dossier import parse_dossier
-from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
 from app.servers import free_port
 
 UNIT = "000.00.00.H26"
@@ -177,17 +176,8 @@ async def database(admin_url: str) -> Any:
             await migrate.run_on(engine, "upgrade", "head")
             sessions = create_session_factory(engine)
             now = datetime.now(UTC)
-            demo = load_demo_catalogue()
             async with transaction(sessions) as session:
-                catalogue = CatalogueRepository(session)
-                await catalogue.replace_procedures(demo["procedures"], now)
-                await catalogue.replace_agencies(
-                    [
-                        CatalogueAgency(a["MaCoQuan"], a["TenCoQuan"], a["Cap"])
-                        for a in demo["agencies"]
-                    ],
-                    now,
-                )
+                await store_demo_catalogue(session, now)
                 key = await create_key(
                     session, unit=UNIT, agency=None, scopes=[Scope.INGEST], now=now
                 )

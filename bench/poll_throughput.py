@@ -42,15 +42,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchutil import add_database_url_argument, app_process, fresh_database, machine
+from benchutil import (
+    add_database_url_argument,
+    app_process,
+    fresh_database,
+    machine,
+    store_demo_catalogue,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrate
 from app.config import SourceSettings
 from app.db import create_engine, create_session_factory, transaction
-from app.demodata import load_demo_catalogue
 from app.logs import configure_logging
-from app.repositories.catalogue import CatalogueAgency, CatalogueRepository
 from app.repositories.sources import SourceRepository
 from app.runtime import settle_heap
 from app.servers import free_port
@@ -137,19 +141,6 @@ def row(name: str, step: Step) -> str:
     )
 
 
-async def store_catalogue(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """The portal's demo catalogue, as a catalogue refresh leaves it."""
-    now = datetime.now(UTC)
-    demo = load_demo_catalogue()
-    async with transaction(sessions) as session:
-        catalogue = CatalogueRepository(session)
-        await catalogue.replace_procedures(demo["procedures"], now)
-        await catalogue.replace_agencies(
-            [CatalogueAgency(a["MaCoQuan"], a["TenCoQuan"], a["Cap"]) for a in demo["agencies"]],
-            now,
-        )
-
-
 async def measure(
     args: argparse.Namespace,
     settings: SourceSettings,
@@ -202,7 +193,8 @@ async def run(args: argparse.Namespace) -> None:
         try:
             await migrate.run_on(engine, "upgrade", "head")
             sessions = create_session_factory(engine)
-            await store_catalogue(sessions)
+            async with transaction(sessions) as session:
+                await store_demo_catalogue(session, datetime.now(UTC))
             with app_process(command, f"{url}/_sim/stats"):
                 steps = await measure(args, settings, sessions)
         finally:
