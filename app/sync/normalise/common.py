@@ -214,7 +214,8 @@ def parse_dmy(value: Any) -> datetime | None:
     try:
         if _DMY.fullmatch(text):
             # Every field its two (four) ASCII digits: what strptime makes of them, read
-            # directly at a quarter of its cost (every OpenCPS and DVCLT date, every poll).
+            # directly at a third of its cost (2.4 against 7.4 µs; every OpenCPS and
+            # DVCLT date, every poll).
             return datetime(
                 int(text[6:10]),
                 int(text[3:5]),
