@@ -28,6 +28,14 @@ from app.servers import free_port
 DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 
 
+# The simulators' public demo credentials, as a source's `[sources.auth]` carries them.
+SOURCE_AUTH: dict[str, dict[str, str]] = {
+    "opencps": {"username": "demo", "password": "demo", "group_id": "1"},
+    "igate": {"client_id": "demo", "client_secret": "demo"},
+    "dvclt": {"username": "demo", "password": "demo"},
+}
+
+
 def add_database_url_argument(parser: argparse.ArgumentParser) -> None:
     """``--database-url``: the PostgreSQL server :func:`fresh_database` makes its
     throwaway databases on."""

@@ -69,6 +69,7 @@ import asyncpg
 import httpx
 from benchutil import (
     DEFAULT_DATABASE_URL,
+    SOURCE_AUTH,
     app_process,
     ingest_key,
     machine,
@@ -93,11 +94,6 @@ from app.simulators.settings import DEFAULT_UNITS, DIALECTS, Dialect
 from app.sync.engine import Engine
 
 PASSWORD = "demo"  # noqa: S105 - the demo catalogue's public password
-SOURCE_AUTH: dict[str, dict[str, str]] = {
-    "opencps": {"username": "demo", "password": "demo", "group_id": "1"},
-    "igate": {"client_id": "demo", "client_secret": "demo"},
-    "dvclt": {"username": "demo", "password": "demo"},
-}
 # One unit per simulator, as in the demo: two simulators serving the same agencies
 # would hand out the same MaHoSo for different dossiers.
 UNITS = dict(zip(DIALECTS, DEFAULT_UNITS, strict=True))

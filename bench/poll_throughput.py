@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 from benchutil import (
+    SOURCE_AUTH,
     add_database_url_argument,
     app_process,
     fresh_database,
@@ -62,10 +63,6 @@ from app.sync.connectors import http_client, make_connector
 from app.sync.poll import CURSOR_STREAM, Poller
 
 UNIT = "000.00.00.H26"
-AUTH = {
-    "opencps": {"username": "demo", "password": "demo", "group_id": "1"},
-    "igate": {"client_id": "demo", "client_secret": "demo"},
-}
 
 
 def settings_for(dialect: str, url: str, page_size: int) -> SourceSettings:
@@ -76,7 +73,7 @@ def settings_for(dialect: str, url: str, page_size: int) -> SourceSettings:
             "base_url": url,
             "agencies": [UNIT],
             "page_size": page_size,
-            "auth": AUTH[dialect],
+            "auth": SOURCE_AUTH[dialect],
         }
     )
 
@@ -217,7 +214,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dialect", choices=sorted(AUTH), default="igate")
+    parser.add_argument("--dialect", choices=["igate", "opencps"], default="igate")
     parser.add_argument("--dossiers", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=5000)
     parser.add_argument("--page-size", type=int, default=200)
